@@ -1,0 +1,119 @@
+# kubehook Makefile. `make help` lists the targets.
+
+# Image used by docker-build and deploy.
+IMG ?= kubehook:latest
+
+# Build tools live in bin/ and are built from pinned Go modules under hack/tools.
+LOCALBIN ?= $(CURDIR)/bin
+K8SBIN ?= $(LOCALBIN)/k8s
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+KUBECTL ?= $(K8SBIN)/kubectl
+KUSTOMIZE ?= $(KUBECTL) kustomize
+
+# The version linked into the control-plane binaries, so clients see a real version.
+K8S_VERSION ?= v1.37.2
+K8S_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 \
+	-X k8s.io/component-base/version.gitTreeState=clean
+
+# envtest finds kube-apiserver and etcd here unless the user points KUBEBUILDER_ASSETS elsewhere.
+KUBEBUILDER_ASSETS ?= $(K8SBIN)
+export KUBEBUILDER_ASSETS
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS = -X github.com/kubehook/kubehook/internal/version.Version=$(VERSION)
+
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the API markers.
+	$(CONTROLLER_GEN) rbac:roleName=kubehook-manager crd:allowDangerousTypes=false webhook paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods for the API types.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## Run gofmt on the code.
+	gofmt -l -w $$(git ls-files '*.go' | grep -v '^hack/tools/')
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: test
+test: manifests generate vet tools ## Run every test, envtest included (builds the control plane first if missing).
+	@git diff --quiet -- config api || { echo "generated files are out of date: commit the output of 'make manifests generate'"; git --no-pager diff --stat -- config api; exit 1; }
+	go test ./... -count=1 -timeout 30m
+
+.PHONY: bench
+bench: tools ## Run the benchmarks and print their name: value figures.
+	go test ./... -run '^$$' -bench . -benchmem -count=1 -timeout 30m
+
+##@ Build
+
+.PHONY: build
+build: ## Build the kubehook binary into bin/.
+	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/kubehook .
+
+.PHONY: run
+run: tools manifests ## Run kubehook: against the cluster in KUBECONFIG, or a local control plane when there is none.
+	go run ./hack/run
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: manifests $(KUBECTL) ## Install the CRDs into the cluster in KUBECONFIG.
+	$(KUSTOMIZE) config/crd | $(KUBECTL) apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: manifests $(KUBECTL) ## Remove the CRDs from the cluster in KUBECONFIG.
+	$(KUSTOMIZE) config/crd | $(KUBECTL) delete --ignore-not-found -f -
+
+.PHONY: deploy
+deploy: manifests $(KUBECTL) ## Deploy kubehook to the cluster in KUBECONFIG, with image IMG.
+	cd config/manager && $(KUBECTL) kustomize . >/dev/null
+	$(KUSTOMIZE) config/default | sed 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: $(KUBECTL) ## Remove kubehook from the cluster in KUBECONFIG.
+	$(KUSTOMIZE) config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+##@ Tools
+
+.PHONY: tools
+tools: $(CONTROLLER_GEN) $(K8SBIN)/kube-apiserver $(K8SBIN)/etcd $(KUBECTL) ## Build controller-gen, kube-apiserver, etcd and kubectl into bin/.
+
+TOOLS_MOD = hack/tools/go.mod hack/tools/go.sum
+
+$(CONTROLLER_GEN): $(TOOLS_MOD)
+	@echo "building controller-gen into $@"
+	cd hack/tools && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+
+$(K8SBIN)/kube-apiserver: $(TOOLS_MOD) hack/tools/cmd/kube-apiserver/main.go
+	@echo "building kube-apiserver $(K8S_VERSION) into $@ (the first build takes about 5 minutes; later ones use the Go build cache)"
+	cd hack/tools && go build -ldflags "$(K8S_LDFLAGS)" -o $@ ./cmd/kube-apiserver
+
+$(KUBECTL): $(TOOLS_MOD) hack/tools/cmd/kubectl/main.go
+	@echo "building kubectl $(K8S_VERSION) into $@ (the first build takes a minute or two)"
+	cd hack/tools && go build -ldflags "$(K8S_LDFLAGS)" -o $@ ./cmd/kubectl
+
+$(K8SBIN)/etcd: hack/tools/etcd/go.mod hack/tools/etcd/go.sum hack/tools/etcd/main.go
+	@echo "building etcd into $@ (about 30 seconds the first time)"
+	cd hack/tools/etcd && go build -o $@ .

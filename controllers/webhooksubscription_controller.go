@@ -1,0 +1,180 @@
+// Package controllers holds the kubehook reconcilers.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/registry"
+)
+
+// ControllerName names the controller in logs, metrics and Events.
+const ControllerName = "webhooksubscription"
+
+// WebhookSubscriptionReconciler keeps the delivery engine's registry in step
+// with the WebhookSubscriptions of the cluster, and writes their status.
+type WebhookSubscriptionReconciler struct {
+	client.Client
+	// SecretReader reads referenced Secrets directly from the API server, so
+	// Secret contents are never cached: only their metadata is watched.
+	SecretReader client.Reader
+	Recorder     recorder.EventRecorder
+	Registry     *registry.Registry
+	// Tenancy turns on the registry-namespace check of keys (see internal/tenancy).
+	Tenancy bool
+}
+
+// +kubebuilder:rbac:groups=kubehook.io,resources=webhooksubscriptions,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kubehook.io,resources=webhooksubscriptions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile registers one WebhookSubscription in the engine and writes its
+// status, once, in a deferred patch.
+func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	obj := &kubehookv1.WebhookSubscription{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Registry.Remove(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	// The registry lives in memory, so deletion needs no finalizer.
+	if !obj.DeletionTimestamp.IsZero() {
+		r.Registry.Remove(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+
+	base := obj.DeepCopy()
+	defer func() {
+		if err := r.patchStatus(ctx, base, obj); err != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, err})
+		}
+	}()
+
+	err := r.reconcile(ctx, obj)
+	var stall *stalledError
+	if errors.As(err, &stall) {
+		// Terminal: a spec or Secret change (both watched) brings us back.
+		log.FromContext(ctx).Info("subscription stalled", "reason", stall.reason, "message", stall.Error())
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// reconcile runs the phases in order and records the outcome in obj.Status.
+func (r *WebhookSubscriptionReconciler) reconcile(ctx context.Context, obj *kubehookv1.WebhookSubscription) error {
+	id := client.ObjectKeyFromObject(obj)
+	entry := &registry.Subscription{
+		ID:                  id,
+		UID:                 obj.UID,
+		Generation:          obj.Generation,
+		Type:                obj.Spec.Type,
+		Key:                 obj.Spec.Key,
+		Endpoint:            obj.Spec.Endpoint,
+		Suspended:           obj.Spec.Suspend,
+		PayloadFormat:       obj.Spec.GetPayloadFormat(),
+		Delivery:            registry.DeliveryFor(&obj.Spec),
+		SkipTLSVerification: obj.Spec.SkipTLSVerification,
+	}
+
+	for _, phase := range []func(context.Context, *kubehookv1.WebhookSubscription, *registry.Subscription) error{
+		r.checkSpec,
+		r.checkTenancy,
+		r.resolveSecrets,
+		r.applyInactive,
+	} {
+		if err := phase(ctx, obj, entry); err != nil {
+			var stall *stalledError
+			if errors.As(err, &stall) {
+				// Whatever the engine had for this subscription must stop.
+				r.Registry.Remove(id)
+				markStalled(obj, stall.reason, stall.Error())
+			} else {
+				markReconciling(obj, err.Error())
+			}
+			return err
+		}
+	}
+
+	r.Registry.Upsert(entry)
+	markReady(obj, entry)
+	return nil
+}
+
+// stalledError is a terminal failure: retrying cannot fix it, a change to the
+// subscription, a Secret or the Namespace must.
+type stalledError struct {
+	reason string
+	err    error
+}
+
+func (e *stalledError) Error() string { return e.err.Error() }
+func (e *stalledError) Unwrap() error { return e.err }
+
+func stalled(reason string, format string, args ...any) error {
+	return &stalledError{reason: reason, err: fmt.Errorf(format, args...)}
+}
+
+// SetupWithManager registers the controller with the manager.
+func (r *WebhookSubscriptionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	b, err := r.builder(ctx, mgr)
+	if err != nil {
+		return err
+	}
+	return b.Complete(r)
+}
+
+// builder wires the watches; tests complete it with an instrumented reconciler.
+func (r *WebhookSubscriptionReconciler) builder(ctx context.Context, mgr ctrl.Manager) (*builder.Builder, error) {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &kubehookv1.WebhookSubscription{}, secretRefIndex, indexSecretRefs); err != nil {
+		return nil, fmt.Errorf("indexing %s: %w", secretRefIndex, err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(ControllerName).
+		// Status writes change neither generation nor annotations, so they
+		// do not come back as reconciles; kubehook.io/test and
+		// kubehook.io/reactivate (annotations) do.
+		For(&kubehookv1.WebhookSubscription{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WatchesMetadata(&corev1.Secret{},
+			handler.EnqueueRequestsFromMapFunc(r.requestsForSecret)).
+		WatchesMetadata(&corev1.Namespace{},
+			handler.EnqueueRequestsFromMapFunc(r.requestsForNamespace),
+			builder.WithPredicates(registryNamespacesChanged{})), nil
+}
+
+// patchStatus writes the status once, and only when it changed, then
+// records an Event when the Ready condition changed.
+func (r *WebhookSubscriptionReconciler) patchStatus(ctx context.Context, base, obj *kubehookv1.WebhookSubscription) error {
+	if statusEqual(&base.Status, &obj.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("patching status: %w", err)
+	}
+	r.recordReadyChange(base, obj)
+	return nil
+}
+
+// now is the reconciler's clock, for status timestamps.
+var now = metav1.Now

@@ -1,0 +1,122 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/credentials"
+	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/tenancy"
+)
+
+// checkSpec repeats in Go the critical rules admission enforces, for objects
+// stored before a rule existed.
+func (r *WebhookSubscriptionReconciler) checkSpec(_ context.Context, obj *kubehookv1.WebhookSubscription, _ *registry.Subscription) error {
+	if err := kubehookv1.ValidateSpec(&obj.Spec); err != nil {
+		return stalled(kubehookv1.InvalidSpecReason, "%s", err)
+	}
+	return nil
+}
+
+// checkTenancy keeps a subscription to a registry namespace its Kubernetes
+// namespace may not use out of the registry.
+func (r *WebhookSubscriptionReconciler) checkTenancy(ctx context.Context, obj *kubehookv1.WebhookSubscription, _ *registry.Subscription) error {
+	if !r.Tenancy {
+		return nil
+	}
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := r.Get(ctx, types.NamespacedName{Name: obj.Namespace}, ns); err != nil {
+		return fmt.Errorf("reading namespace %s: %w", obj.Namespace, err)
+	}
+	if err := tenancy.Check(obj.Namespace, ns.Annotations, obj.Spec.Key); err != nil {
+		return stalled(kubehookv1.KeyNotPermittedReason, "%s", err)
+	}
+	return nil
+}
+
+// resolveSecrets reads and parses every referenced Secret into the entry.
+func (r *WebhookSubscriptionReconciler) resolveSecrets(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
+	spec := &obj.Spec
+
+	var tlsData map[string][]byte
+	if spec.TLSSecretRef != nil {
+		data, err := r.secretData(ctx, obj.Namespace, spec.TLSSecretRef.Name, "tlsSecretRef")
+		if err != nil {
+			return err
+		}
+		tlsData = data
+	}
+	tlsMaterial, err := credentials.ParseTLS(spec.TLSCert, tlsData)
+	if err != nil {
+		return stalled(kubehookv1.InvalidTLSReason, "%s", withSecretName(spec.TLSSecretRef, err))
+	}
+	entry.TLS = tlsMaterial
+
+	if spec.SigningSecretRef != nil {
+		data, err := r.secretData(ctx, obj.Namespace, spec.SigningSecretRef.Name, "signingSecretRef")
+		if err != nil {
+			return err
+		}
+		keys, err := credentials.ParseSigningSecrets(data)
+		if err != nil {
+			return stalled(kubehookv1.InvalidSecretReason, "signing Secret %q: %s", spec.SigningSecretRef.Name, err)
+		}
+		entry.SigningKeys = keys
+	}
+
+	if spec.HeadersSecretRef != nil {
+		data, err := r.secretData(ctx, obj.Namespace, spec.HeadersSecretRef.Name, "headersSecretRef")
+		if err != nil {
+			return err
+		}
+		headers, err := credentials.ParseHeaders(data)
+		if err != nil {
+			return stalled(kubehookv1.InvalidSecretReason, "headers Secret %q: %s", spec.HeadersSecretRef.Name, err)
+		}
+		entry.Headers = headers
+	}
+	return nil
+}
+
+func withSecretName(ref *kubehookv1.SecretReference, err error) error {
+	if ref == nil {
+		return err
+	}
+	return fmt.Errorf("TLS Secret %q: %w", ref.Name, err)
+}
+
+// secretData reads a Secret's data. A missing Secret stalls the subscription
+// until the Secret watch brings it back.
+func (r *WebhookSubscriptionReconciler) secretData(ctx context.Context, namespace, name, field string) (map[string][]byte, error) {
+	secret := &corev1.Secret{}
+	if err := r.SecretReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, stalled(kubehookv1.SecretNotFoundReason, "Secret %q (spec.%s) not found in namespace %q", name, field, namespace)
+		}
+		return nil, fmt.Errorf("reading Secret %q: %w", name, err)
+	}
+	return secret.Data, nil
+}
+
+// applyInactive carries the engine's inactive verdict into the entry, and
+// clears it when the spec changed or kubehook.io/reactivate has a new value.
+func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
+	st := &obj.Status
+	reactivate := obj.Annotations[kubehookv1.ReactivateAnnotation]
+	if st.Inactive && (obj.Generation != st.ObservedGeneration || reactivate != st.LastHandledReactivate) {
+		st.Inactive = false
+		st.FailingSince = nil
+		st.ConsecutiveFailures = 0
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Reactivated", "Reactivate", "subscription reactivated")
+	}
+	st.LastHandledReactivate = reactivate
+	entry.Inactive = st.Inactive
+	return nil
+}

@@ -1,0 +1,8 @@
+//go:build tools
+
+// Package tools pins the build tools kubehook uses; `make tools` builds them into bin/.
+package tools
+
+import (
+	_ "sigs.k8s.io/controller-tools/cmd/controller-gen"
+)

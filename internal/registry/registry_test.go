@@ -1,0 +1,128 @@
+package registry
+
+import (
+	"slices"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+)
+
+func sub(name string, t kubehookv1.EventType, key string) *Subscription {
+	return &Subscription{ID: types.NamespacedName{Namespace: "ns", Name: name}, Type: t, Key: key}
+}
+
+func names(subs []*Subscription) []string {
+	out := make([]string, 0, len(subs))
+	for _, s := range subs {
+		out = append(out, s.ID.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestMatchScopes(t *testing.T) {
+	r := New()
+	for _, s := range []*Subscription{
+		sub("exact", kubehookv1.TagPush, "acme/app"),
+		sub("nested-exact", kubehookv1.TagPush, "acme/team/app"),
+		sub("namespace", kubehookv1.TagPush, "acme"),
+		sub("global", kubehookv1.TagPush, ""),
+		sub("other-repo", kubehookv1.TagPush, "acme/other"),
+		sub("other-ns", kubehookv1.TagPush, "globex"),
+		sub("prefix-not-namespace", kubehookv1.TagPush, "acme/team"),
+		sub("other-type", kubehookv1.TagPull, "acme/app"),
+		sub("repo-event", kubehookv1.RepoEvent, "acme"),
+		sub("repo-deleted", kubehookv1.RepoDeleted, "acme"),
+		sub("scanner", kubehookv1.ScannerUpdateCompleted, ""),
+	} {
+		r.Upsert(s)
+	}
+
+	tests := []struct {
+		name  string
+		typ   kubehookv1.EventType
+		repo  string
+		wants []string
+	}{
+		{"repository, namespace and global keys", kubehookv1.TagPush, "acme/app", []string{"exact", "global", "namespace"}},
+		{"nested repository matches its full path and its first component", kubehookv1.TagPush, "acme/team/app", []string{"global", "namespace", "nested-exact"}},
+		{"unknown repository in a known namespace", kubehookv1.TagPush, "acme/new", []string{"global", "namespace"}},
+		{"other namespace", kubehookv1.TagPush, "initech/app", []string{"global"}},
+		{"event type is part of the key", kubehookv1.TagPull, "acme/app", []string{"other-type"}},
+		{"REPO_DELETED also reaches REPO_EVENT", kubehookv1.RepoDeleted, "acme/app", []string{"repo-deleted", "repo-event"}},
+		{"REPO_CREATED reaches REPO_EVENT only", kubehookv1.RepoCreated, "acme/app", []string{"repo-event"}},
+		{"global event", kubehookv1.ScannerUpdateCompleted, "", []string{"scanner"}},
+		{"a namespace-level repo path", kubehookv1.TagPush, "globex", []string{"global", "other-ns"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := names(r.Match(tt.typ, tt.repo))
+			if !slices.Equal(got, tt.wants) {
+				t.Fatalf("Match(%s, %q) = %v, want %v", tt.typ, tt.repo, got, tt.wants)
+			}
+		})
+	}
+}
+
+func TestSuspendedAndInactiveStayRegisteredButDoNotMatch(t *testing.T) {
+	r := New()
+	s := sub("a", kubehookv1.TagPush, "acme")
+	s.Suspended = true
+	r.Upsert(s)
+	i := sub("b", kubehookv1.TagPush, "acme")
+	i.Inactive = true
+	r.Upsert(i)
+
+	if r.Len() != 2 {
+		t.Fatalf("Len = %d, want 2", r.Len())
+	}
+	if got := r.Match(kubehookv1.TagPush, "acme/app"); len(got) != 0 {
+		t.Fatalf("suspended/inactive matched: %v", names(got))
+	}
+	resumed := sub("a", kubehookv1.TagPush, "acme")
+	r.Upsert(resumed)
+	if got := names(r.Match(kubehookv1.TagPush, "acme/app")); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("after resume Match = %v, want [a]", got)
+	}
+}
+
+func TestUpsertReplacesAndRemoveDrops(t *testing.T) {
+	r := New()
+	r.Upsert(sub("a", kubehookv1.TagPush, "acme/app"))
+	r.Upsert(sub("a", kubehookv1.TagPush, "globex/app")) // key changed
+
+	if got := r.Match(kubehookv1.TagPush, "acme/app"); len(got) != 0 {
+		t.Fatalf("old key still matches: %v", names(got))
+	}
+	if got := names(r.Match(kubehookv1.TagPush, "globex/app")); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("new key Match = %v", got)
+	}
+	if r.Len() != 1 {
+		t.Fatalf("Len = %d after replace, want 1", r.Len())
+	}
+	if !r.Remove(types.NamespacedName{Namespace: "ns", Name: "a"}) {
+		t.Fatal("Remove reported no entry")
+	}
+	if r.Remove(types.NamespacedName{Namespace: "ns", Name: "a"}) {
+		t.Fatal("second Remove reported an entry")
+	}
+	if got := r.Match(kubehookv1.TagPush, "globex/app"); len(got) != 0 || r.Len() != 0 || len(r.index) != 0 {
+		t.Fatalf("entry left behind: match=%v len=%d index=%d", names(got), r.Len(), len(r.index))
+	}
+}
+
+func TestSplitRepository(t *testing.T) {
+	for _, tt := range []struct{ in, ns, repo string }{
+		{"a/b/c", "a", "b/c"},
+		{"a/b", "a", "b"},
+		{"a", "a", ""},
+		{"", "", ""},
+	} {
+		ns, repo := SplitRepository(tt.in)
+		if ns != tt.ns || repo != tt.repo {
+			t.Errorf("SplitRepository(%q) = %q, %q; want %q, %q", tt.in, ns, repo, tt.ns, tt.repo)
+		}
+	}
+}
