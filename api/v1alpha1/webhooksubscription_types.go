@@ -99,7 +99,7 @@ type SecretReference struct {
 // The field names of the DTR webhook API (type, key, endpoint,
 // skipTLSVerification, tlsCert) are kept, so a DTR request body is a valid spec.
 //
-// +kubebuilder:validation:XValidation:rule="self.type != 'SCANNER_UPDATE_COMPLETED' || !has(self.key) || self.key == ''",message="SCANNER_UPDATE_COMPLETED is a global event: key must be empty"
+// +kubebuilder:validation:XValidation:rule="self.type != 'SCANNER_UPDATE_COMPLETED' || !has(self.key) || self.key == ”",message="SCANNER_UPDATE_COMPLETED is a global event: key must be empty"
 // +kubebuilder:validation:XValidation:rule="!(self.type in ['REPO_EVENT', 'REPO_CREATED', 'REPO_UPDATED', 'REPO_DELETED']) || !has(self.key) || !self.key.contains('/')",message="repository events (REPO_*) are scoped to a registry namespace: key must be a namespace such as 'acme', not a repository"
 type WebhookSubscriptionSpec struct {
 	// type is the event type to deliver. Repository events (TAG_*,

@@ -45,25 +45,84 @@ type Subscription struct {
 // Active reports whether the subscription receives deliveries.
 func (s *Subscription) Active() bool { return !s.Suspended && !s.Inactive }
 
-type indexKey struct {
-	t   kubehookv1.EventType
-	key string
+// matchEntry is one active subscription in the match index. The type is kept
+// as a small integer beside the pointer, so matching reads no subscription.
+type matchEntry struct {
+	t   uint8
+	sub *Subscription
+}
+
+// keyNode holds the active subscriptions of one key, of every type. Most
+// keys have one subscription, kept inline in the map slot so a lookup
+// follows no pointer before it finds it.
+type keyNode struct {
+	first matchEntry
+	more  []matchEntry
+}
+
+func (n *keyNode) len() int {
+	if n.first.sub == nil {
+		return 0
+	}
+	return 1 + len(n.more)
+}
+
+func (n *keyNode) add(e matchEntry) {
+	if n.first.sub == nil {
+		n.first = e
+		return
+	}
+	n.more = append(n.more, e)
+}
+
+// remove drops the entry of s and reports whether it was there.
+func (n *keyNode) remove(s *Subscription) bool {
+	if n.first.sub == s {
+		if len(n.more) == 0 {
+			n.first = matchEntry{}
+			return true
+		}
+		last := len(n.more) - 1
+		n.first, n.more[last] = n.more[last], matchEntry{}
+		n.more = n.more[:last]
+		return true
+	}
+	for i, e := range n.more {
+		if e.sub == s {
+			last := len(n.more) - 1
+			n.more[i], n.more[last] = n.more[last], matchEntry{}
+			n.more = n.more[:last]
+			return true
+		}
+	}
+	return false
 }
 
 // Registry is a concurrency-safe set of subscriptions with a matcher.
 type Registry struct {
-	mu    sync.RWMutex
-	byID  map[types.NamespacedName]*Subscription
-	index map[indexKey]map[types.NamespacedName]*Subscription
+	mu   sync.RWMutex
+	byID map[types.NamespacedName]*Subscription
+	// byKey indexes active subscriptions by key; an event looks up at most
+	// three keys (repository, namespace, global).
+	byKey map[string]keyNode
 }
 
 // New returns an empty registry.
 func New() *Registry {
 	return &Registry{
 		byID:  map[types.NamespacedName]*Subscription{},
-		index: map[indexKey]map[types.NamespacedName]*Subscription{},
+		byKey: map[string]keyNode{},
 	}
 }
+
+// typeIndex numbers the event types; unknown types get 0, which no known type uses.
+var typeIndex = func() map[kubehookv1.EventType]uint8 {
+	m := make(map[kubehookv1.EventType]uint8, len(kubehookv1.EventTypes))
+	for i, t := range kubehookv1.EventTypes {
+		m[t] = uint8(i + 1)
+	}
+	return m
+}()
 
 // Upsert registers s, replacing any entry with the same ID.
 func (r *Registry) Upsert(s *Subscription) {
@@ -73,13 +132,13 @@ func (r *Registry) Upsert(s *Subscription) {
 		r.unindex(old)
 	}
 	r.byID[s.ID] = s
-	k := indexKey{s.Type, s.Key}
-	set := r.index[k]
-	if set == nil {
-		set = map[types.NamespacedName]*Subscription{}
-		r.index[k] = set
+	if !s.Active() {
+		return
 	}
-	set[s.ID] = s
+	k := s.Key
+	n := r.byKey[k]
+	n.add(matchEntry{t: typeIndex[s.Type], sub: s})
+	r.byKey[k] = n
 }
 
 // Remove drops the entry with the given ID, if any, and reports whether there was one.
@@ -96,12 +155,15 @@ func (r *Registry) Remove(id types.NamespacedName) bool {
 }
 
 func (r *Registry) unindex(s *Subscription) {
-	k := indexKey{s.Type, s.Key}
-	if set := r.index[k]; set != nil {
-		delete(set, s.ID)
-		if len(set) == 0 {
-			delete(r.index, k)
-		}
+	k := s.Key
+	n, ok := r.byKey[k]
+	if !ok || !n.remove(s) {
+		return
+	}
+	if n.len() == 0 {
+		delete(r.byKey, k)
+	} else {
+		r.byKey[k] = n
 	}
 }
 
@@ -136,41 +198,43 @@ func (r *Registry) List() []*Subscription {
 // for global events): those keyed on the repository, on its namespace (the
 // first path component), and those with the empty key. REPO_CREATED,
 // REPO_UPDATED and REPO_DELETED events also match REPO_EVENT subscriptions.
-// The cost is a fixed number of map lookups plus the size of the result.
+// The cost is at most three map lookups plus the subscriptions of those keys.
 func (r *Registry) Match(t kubehookv1.EventType, repo string) []*Subscription {
-	keys := scopeKeys(repo)
-	types := []kubehookv1.EventType{t}
+	want, also := typeIndex[t], uint8(0)
 	switch t {
 	case kubehookv1.RepoCreated, kubehookv1.RepoUpdated, kubehookv1.RepoDeleted:
-		types = append(types, kubehookv1.RepoEvent)
+		also = typeIndex[kubehookv1.RepoEvent]
 	}
+	if want == 0 {
+		return nil
+	}
+	ns, _ := SplitRepository(repo)
 
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var out []*Subscription
-	for _, et := range types {
-		for _, k := range keys {
-			for _, s := range r.index[indexKey{et, k}] {
-				if s.Active() {
-					out = append(out, s)
-				}
+	collect := func(key string) {
+		n, ok := r.byKey[key]
+		if !ok {
+			return
+		}
+		if e := n.first; e.t == want || e.t == also {
+			out = append(out, e.sub)
+		}
+		for _, e := range n.more {
+			if e.t == want || e.t == also {
+				out = append(out, e.sub)
 			}
 		}
 	}
+	collect(repo)
+	if ns != repo {
+		collect(ns)
+	}
+	if repo != "" {
+		collect("")
+	}
 	return out
-}
-
-// scopeKeys returns the distinct keys an event on repo matches: the
-// repository itself, its namespace, and the global empty key.
-func scopeKeys(repo string) []string {
-	if repo == "" {
-		return []string{""}
-	}
-	ns, _ := SplitRepository(repo)
-	if ns == repo {
-		return []string{repo, ""}
-	}
-	return []string{repo, ns, ""}
 }
 
 // SplitRepository splits a registry repository path into its namespace (the
