@@ -69,8 +69,9 @@ build: ## Build the kubehook binary into bin/.
 	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/kubehook .
 
 .PHONY: run
-run: tools manifests ## Run kubehook: against the cluster in KUBECONFIG, or a local control plane when there is none.
-	go run ./hack/run
+run: tools manifests ## Run kubehook: against the cluster in KUBECONFIG, or a local control plane when there is none (extra flags: ARGS=...).
+	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/kubehook-run ./hack/run
+	exec $(LOCALBIN)/kubehook-run $(ARGS)
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).

@@ -99,7 +99,7 @@ type SecretReference struct {
 // The field names of the DTR webhook API (type, key, endpoint,
 // skipTLSVerification, tlsCert) are kept, so a DTR request body is a valid spec.
 //
-// +kubebuilder:validation:XValidation:rule="self.type != 'SCANNER_UPDATE_COMPLETED' || !has(self.key) || self.key == ”",message="SCANNER_UPDATE_COMPLETED is a global event: key must be empty"
+// +kubebuilder:validation:XValidation:rule="self.type != 'SCANNER_UPDATE_COMPLETED' || !has(self.key) || size(self.key) == 0",message="SCANNER_UPDATE_COMPLETED is a global event: key must be empty"
 // +kubebuilder:validation:XValidation:rule="!(self.type in ['REPO_EVENT', 'REPO_CREATED', 'REPO_UPDATED', 'REPO_DELETED']) || !has(self.key) || !self.key.contains('/')",message="repository events (REPO_*) are scoped to a registry namespace: key must be a namespace such as 'acme', not a repository"
 type WebhookSubscriptionSpec struct {
 	// type is the event type to deliver. Repository events (TAG_*,
@@ -137,7 +137,7 @@ type WebhookSubscriptionSpec struct {
 	// self-signed certificate) trusted in addition to the system roots.
 	// +optional
 	// +kubebuilder:validation:MaxLength=65536
-	// +kubebuilder:validation:XValidation:rule="self == '' || (self.contains('-----BEGIN CERTIFICATE-----') && self.contains('-----END CERTIFICATE-----'))",message="tlsCert must be PEM: one or more -----BEGIN CERTIFICATE----- blocks"
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0 || (self.contains('-----BEGIN CERTIFICATE-----') && self.contains('-----END CERTIFICATE-----'))",message="tlsCert must be PEM: one or more -----BEGIN CERTIFICATE----- blocks"
 	TLSCert string `json:"tlsCert,omitempty"`
 
 	// tlsSecretRef names a Secret with TLS material for the endpoint: ca.crt
@@ -309,7 +309,7 @@ type WebhookSubscriptionStatus struct {
 	// longer than deactivateAfter or answered 410 Gone. A spec change or a new
 	// value of the kubehook.io/reactivate annotation makes it active again.
 	// +optional
-	Inactive bool `json:"inactive,omitempty"`
+	Inactive bool `json:"inactive"`
 
 	// lastHandledReactivate is the value of the kubehook.io/reactivate
 	// annotation last acted on.

@@ -47,6 +47,8 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 	env := New()
 	cfg, err := env.Start()
 	if err != nil {
+		// Start leaves etcd and kube-apiserver running when a later step fails.
+		_ = env.Stop()
 		return nil, nil, fmt.Errorf("starting the control plane: %w", err)
 	}
 	return env, cfg, nil

@@ -1,0 +1,129 @@
+// Command run is `make run`: it runs kubehook against the cluster in
+// KUBECONFIG when one answers, and otherwise against a local control plane
+// (kube-apiserver and etcd from bin/k8s) whose state lives in bin/local.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/kubehook/kubehook/internal/app"
+	"github.com/kubehook/kubehook/internal/testenv"
+)
+
+func main() {
+	var opts app.Options
+	opts.BindFlags(flag.CommandLine)
+	// Local runs bind to loopback only.
+	_ = flag.Set("metrics-bind-address", "127.0.0.1:8080")
+	_ = flag.Set("health-probe-bind-address", "127.0.0.1:8081")
+	zapOpts := zap.Options{Development: true}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	ctx := ctrl.SetupSignalHandler()
+	if err := run(ctx, opts); err != nil {
+		fmt.Fprintln(os.Stderr, "make run:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, opts app.Options) error {
+	if cfg, where, ok := reachableCluster(); ok {
+		fmt.Printf("kubehook: running against the cluster at %s (from %s)\n", cfg.Host, where)
+		return app.Run(ctx, cfg, opts)
+	}
+
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	state := filepath.Join(root, "bin", "local")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return err
+	}
+	fmt.Println("kubehook: no cluster answers in KUBECONFIG; starting a local control plane (state in bin/local)")
+
+	env := testenv.New()
+	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(state, "etcd")}
+	cfg, err := env.Start()
+	if err != nil {
+		// Start leaves etcd and kube-apiserver running when a later step fails.
+		_ = env.Stop()
+		return fmt.Errorf("starting the local control plane: %w", err)
+	}
+	defer func() {
+		fmt.Println("kubehook: stopping the local control plane")
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the local control plane:", err)
+		}
+	}()
+
+	kubeconfig := filepath.Join(state, "kubeconfig")
+	if err := writeKubeconfig(env, kubeconfig); err != nil {
+		return err
+	}
+	kubectl := filepath.Join(root, "bin", "k8s", "kubectl")
+	fmt.Printf(`
+kubehook is starting against a local control plane. In another terminal:
+
+  export KUBECONFIG=%s
+  alias kubectl=%s        # or any kubectl
+  kubectl apply -f config/samples/
+  kubectl get whsub -A
+  kubectl explain webhooksubscription.spec
+
+Ctrl-C stops kubehook and the control plane.
+
+`, kubeconfig, kubectl)
+	return app.Run(ctx, cfg, opts)
+}
+
+// writeKubeconfig writes a cluster-admin kubeconfig for the local control plane.
+func writeKubeconfig(env *envtest.Environment, path string) error {
+	user, err := env.ControlPlane.AddUser(envtest.User{Name: "kubehook-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("adding the admin user: %w", err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return fmt.Errorf("rendering the kubeconfig: %w", err)
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// reachableCluster returns the config of the cluster in KUBECONFIG (or
+// ~/.kube/config) when its API server answers within a few seconds.
+func reachableCluster() (*rest.Config, string, bool) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		return nil, "", false
+	}
+	probe := rest.CopyConfig(cfg)
+	probe.Timeout = 3 * time.Second
+	dc, err := discovery.NewDiscoveryClientForConfig(probe)
+	if err != nil {
+		return nil, "", false
+	}
+	if _, err := dc.ServerVersion(); err != nil {
+		return nil, "", false
+	}
+	where := rules.GetDefaultFilename()
+	if len(rules.Precedence) > 0 && os.Getenv(clientcmd.RecommendedConfigPathEnvVar) != "" {
+		where = "KUBECONFIG"
+	}
+	return cfg, where, true
+}
