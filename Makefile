@@ -10,14 +10,20 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 KUBECTL ?= $(K8SBIN)/kubectl
 KUSTOMIZE ?= $(KUBECTL) kustomize
 
+FUZZTIME ?= 10s
+
 # The version linked into the control-plane binaries, so clients see a real version.
 K8S_VERSION ?= v1.37.2
 K8S_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 \
 	-X k8s.io/component-base/version.gitTreeState=clean
 
-# envtest finds kube-apiserver and etcd here unless the user points KUBEBUILDER_ASSETS elsewhere.
-KUBEBUILDER_ASSETS ?= $(K8SBIN)
+# envtest finds kube-apiserver and etcd in bin/k8s, built by `make tools`,
+# unless the user points KUBEBUILDER_ASSETS at binaries of their own.
+ifeq ($(origin KUBEBUILDER_ASSETS),undefined)
+KUBEBUILDER_ASSETS := $(K8SBIN)
+ENVTEST_ASSETS := $(K8SBIN)/kube-apiserver $(K8SBIN)/etcd
+endif
 export KUBEBUILDER_ASSETS
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -53,13 +59,26 @@ fmt: ## Run gofmt on the code.
 vet: ## Run go vet.
 	go vet ./...
 
+.PHONY: lint
+lint: vet ## Check formatting (gofmt) and go vet; fails when gofmt would change a file.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^hack/tools/'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target (func Fuzz... in *_test.go) for FUZZTIME each (default 10s).
+	@grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' --exclude-dir=hack --exclude-dir=bin . | \
+	while IFS=: read -r file fn; do \
+	  f=$${fn#func }; dir=$$(dirname "$$file"); \
+	  echo "fuzzing $$dir $$f for $(FUZZTIME)"; \
+	  go test "$$dir" -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
 .PHONY: test
-test: manifests generate vet tools ## Run every test, envtest included (builds the control plane first if missing).
+test: manifests generate vet $(ENVTEST_ASSETS) ## Run every test, envtest included (builds the control plane first if missing).
 	@git diff --quiet -- config api || { echo "generated files are out of date: commit the output of 'make manifests generate'"; git --no-pager diff --stat -- config api; exit 1; }
 	go test ./... -count=1 -timeout 30m
 
 .PHONY: bench
-bench: tools ## Run the benchmarks and print their name: value figures.
+bench: $(ENVTEST_ASSETS) ## Run the benchmarks; each prints its figures as "name: value" lines.
 	go test ./... -run '^$$' -bench . -benchmem -count=1 -timeout 30m
 
 ##@ Build
@@ -89,7 +108,6 @@ uninstall: manifests $(KUBECTL) ## Remove the CRDs from the cluster in KUBECONFI
 
 .PHONY: deploy
 deploy: manifests $(KUBECTL) ## Deploy kubehook to the cluster in KUBECONFIG, with image IMG.
-	cd config/manager && $(KUBECTL) kustomize . >/dev/null
 	$(KUSTOMIZE) config/default | sed 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
