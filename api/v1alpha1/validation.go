@@ -38,6 +38,12 @@ func ValidateSpec(s *WebhookSubscriptionSpec) error {
 	if err := ValidateEndpoint(s.Endpoint); err != nil {
 		errs = append(errs, err)
 	}
+	if f := s.GetPayloadFormat(); f != PayloadFormatDTR && f != PayloadFormatCloudEvents {
+		errs = append(errs, fmt.Errorf("payloadFormat %q is not DTR or CloudEvents", f))
+	}
+	if p := s.GetBackoffPolicy(); p != BackoffExponential && p != BackoffLinear {
+		errs = append(errs, fmt.Errorf("backoffPolicy %q is not exponential or linear", p))
+	}
 	if s.GetBackoffMax() < s.GetBackoffDelay() {
 		errs = append(errs, errors.New("backoffMax must be at least backoffDelay"))
 	}
@@ -53,11 +59,21 @@ func ValidateSpec(s *WebhookSubscriptionSpec) error {
 	return errors.Join(errs...)
 }
 
-// ValidateEndpoint checks that endpoint is an absolute http or https URL with a host.
+// MaxEndpointLength bounds spec.endpoint, as the CRD does.
+const MaxEndpointLength = 2048
+
+// ValidateEndpoint checks that endpoint is an absolute http or https URL with
+// a host and without credentials (those belong in headersSecretRef).
 func ValidateEndpoint(endpoint string) error {
+	if len(endpoint) > MaxEndpointLength {
+		return fmt.Errorf("endpoint is longer than %d characters", MaxEndpointLength)
+	}
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		return fmt.Errorf("endpoint %q must be an absolute http:// or https:// URL with a host", endpoint)
+	}
+	if u.User != nil {
+		return errors.New("endpoint must not contain credentials; put an Authorization header in headersSecretRef")
 	}
 	return nil
 }

@@ -126,6 +126,7 @@ type WebhookSubscriptionSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="endpoint must be an absolute http:// or https:// URL with a host"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@')",message="endpoint must not contain credentials; put an Authorization header in headersSecretRef"
 	Endpoint string `json:"endpoint"`
 
 	// skipTLSVerification turns off verification of the endpoint's TLS
