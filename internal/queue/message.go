@@ -1,0 +1,75 @@
+package queue
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Headers of a delivery message.
+const (
+	hdrDeliveryID   = "Kubehook-Delivery-Id"
+	hdrSubscription = "Kubehook-Subscription"
+	hdrEventType    = "Kubehook-Event-Type"
+	hdrAttempt      = "Kubehook-Attempt"
+	hdrLastError    = "Kubehook-Last-Error"
+)
+
+// Delivery is one event on its way to one subscription.
+type Delivery struct {
+	// ID is the webhook-id: the same on every attempt of this delivery.
+	ID string
+	// Subscription and SubscriptionUID name the receiving WebhookSubscription;
+	// a recreated object (new UID) does not inherit deliveries.
+	Subscription    types.NamespacedName
+	SubscriptionUID types.UID
+	// EventType is the DTR type of Event.
+	EventType string
+	// Attempts counts the attempts already made.
+	Attempts int
+	// Event is the DTR wrapper {"type", "createdAt", "contents"}, as JSON.
+	Event []byte
+}
+
+func deliverySubject(uid types.UID) string { return deliverySubjectPrefix + string(uid) }
+
+func (d *Delivery) message(subject string) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Header.Set(hdrDeliveryID, d.ID)
+	m.Header.Set(hdrSubscription, d.Subscription.String())
+	m.Header.Set(hdrEventType, d.EventType)
+	m.Header.Set(hdrAttempt, strconv.Itoa(d.Attempts))
+	m.Data = d.Event
+	return m
+}
+
+// decode reads a delivery back from a message of the deliveries stream.
+func decode(subject string, h nats.Header, data []byte) (*Delivery, error) {
+	uid, ok := strings.CutPrefix(subject, deliverySubjectPrefix)
+	if !ok || uid == "" {
+		return nil, fmt.Errorf("subject %q is not a delivery subject", subject)
+	}
+	d := &Delivery{
+		ID:              h.Get(hdrDeliveryID),
+		SubscriptionUID: types.UID(uid),
+		EventType:       h.Get(hdrEventType),
+		Event:           data,
+	}
+	if d.ID == "" {
+		return nil, fmt.Errorf("header %s missing", hdrDeliveryID)
+	}
+	ns, name, ok := strings.Cut(h.Get(hdrSubscription), "/")
+	if !ok || ns == "" || name == "" {
+		return nil, fmt.Errorf("header %s %q is not namespace/name", hdrSubscription, h.Get(hdrSubscription))
+	}
+	d.Subscription = types.NamespacedName{Namespace: ns, Name: name}
+	n, err := strconv.Atoi(h.Get(hdrAttempt))
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("header %s %q is not a count", hdrAttempt, h.Get(hdrAttempt))
+	}
+	d.Attempts = n
+	return d, nil
+}
