@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -17,8 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/registry"
 )
 
@@ -34,6 +37,9 @@ type WebhookSubscriptionReconciler struct {
 	SecretReader client.Reader
 	Recorder     recorder.EventRecorder
 	Registry     *registry.Registry
+	// Outcomes, when set, holds the delivery engine's outcomes; its events
+	// wake the reconciler, the single writer of status.
+	Outcomes *outcomes.Tracker
 	// Tenancy turns on the registry-namespace check of keys (see internal/tenancy).
 	Tenancy bool
 }
@@ -50,14 +56,14 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	obj := &kubehookv1.WebhookSubscription{}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Registry.Remove(req.NamespacedName)
+			r.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	// The registry lives in memory, so deletion needs no finalizer.
 	if !obj.DeletionTimestamp.IsZero() {
-		r.Registry.Remove(req.NamespacedName)
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 
@@ -98,6 +104,7 @@ func (r *WebhookSubscriptionReconciler) reconcile(ctx context.Context, obj *kube
 		r.checkSpec,
 		r.checkTenancy,
 		r.resolveSecrets,
+		r.applyDeliveryStatus,
 		r.applyInactive,
 	} {
 		if err := phase(ctx, obj, entry); err != nil {
@@ -116,6 +123,14 @@ func (r *WebhookSubscriptionReconciler) reconcile(ctx context.Context, obj *kube
 	r.Registry.Upsert(entry)
 	markReady(obj, entry)
 	return nil
+}
+
+// forget removes a deleted subscription from the engine.
+func (r *WebhookSubscriptionReconciler) forget(id types.NamespacedName) {
+	r.Registry.Remove(id)
+	if r.Outcomes != nil {
+		r.Outcomes.Forget(id)
+	}
 }
 
 // stalledError is a terminal failure: retrying cannot fix it, a change to the
@@ -146,7 +161,7 @@ func (r *WebhookSubscriptionReconciler) builder(ctx context.Context, mgr ctrl.Ma
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &kubehookv1.WebhookSubscription{}, secretRefIndex, indexSecretRefs); err != nil {
 		return nil, fmt.Errorf("indexing %s: %w", secretRefIndex, err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		// Status writes change neither generation nor annotations, so they
 		// do not come back as reconciles; kubehook.io/test and
@@ -157,7 +172,11 @@ func (r *WebhookSubscriptionReconciler) builder(ctx context.Context, mgr ctrl.Ma
 			handler.EnqueueRequestsFromMapFunc(r.requestsForSecret)).
 		WatchesMetadata(&corev1.Namespace{},
 			handler.EnqueueRequestsFromMapFunc(r.requestsForNamespace),
-			builder.WithPredicates(registryNamespacesChanged{})), nil
+			builder.WithPredicates(registryNamespacesChanged{}))
+	if r.Outcomes != nil {
+		b = b.WatchesRawSource(source.Channel(r.Outcomes.Events(), &handler.EnqueueRequestForObject{}))
+	}
+	return b, nil
 }
 
 // patchStatus writes the status once, and only when it changed, then

@@ -3,11 +3,13 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/credentials"
@@ -105,6 +107,54 @@ func (r *WebhookSubscriptionReconciler) secretData(ctx context.Context, namespac
 	return secret.Data, nil
 }
 
+// applyDeliveryStatus copies what the engine observed of deliveries into
+// status. The tracker coalesces outcomes, so this runs at most once per sync
+// period per subscription, plus once per transition.
+func (r *WebhookSubscriptionReconciler) applyDeliveryStatus(_ context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
+	st := &obj.Status
+	if r.Outcomes != nil {
+		if s, ok := r.Outcomes.Get(client.ObjectKeyFromObject(obj)); ok && s.UID == obj.UID {
+			st.LastSuccessfulAt = laterTime(st.LastSuccessfulAt, s.LastSuccessAt)
+			st.LastAttemptAt = laterTime(st.LastAttemptAt, s.LastAttemptAt)
+			st.LastFailureAt = laterTime(st.LastFailureAt, s.LastFailureAt)
+			if s.ConsecutiveFailures == 0 {
+				st.FailingSince = nil
+				st.ConsecutiveFailures = 0
+			} else {
+				if st.FailingSince == nil {
+					st.FailingSince = metaTime(s.FailingSince)
+				}
+				st.ConsecutiveFailures = s.ConsecutiveFailures
+				st.LastFailure = &kubehookv1.DeliveryFailure{StatusCode: int32(s.LastFailureCode), Message: s.LastFailureMessage}
+			}
+			if s.Deactivated && !st.Inactive {
+				st.Inactive = true
+				r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, kubehookv1.InactiveReason, "Deactivate",
+					"deactivated after failing since %s: %s", st.FailingSince, s.LastFailureMessage)
+			}
+		}
+	}
+	if st.FailingSince != nil {
+		entry.FailingSince = st.FailingSince.Time
+	}
+	return nil
+}
+
+func laterTime(have *metav1.Time, seen time.Time) *metav1.Time {
+	if seen.IsZero() || (have != nil && !seen.After(have.Time)) {
+		return have
+	}
+	return metaTime(seen)
+}
+
+func metaTime(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	mt := metav1.NewTime(t.Truncate(time.Second))
+	return &mt
+}
+
 // applyInactive carries the engine's inactive verdict into the entry, and
 // clears it when the spec changed or kubehook.io/reactivate has a new value.
 func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
@@ -114,6 +164,9 @@ func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *ku
 		st.Inactive = false
 		st.FailingSince = nil
 		st.ConsecutiveFailures = 0
+		if r.Outcomes != nil {
+			r.Outcomes.ClearDeactivated(client.ObjectKeyFromObject(obj))
+		}
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Reactivated", "Reactivate", "subscription reactivated")
 	}
 	st.LastHandledReactivate = reactivate

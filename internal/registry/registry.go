@@ -5,6 +5,7 @@ package registry
 
 import (
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -25,6 +26,10 @@ type Subscription struct {
 	Type     kubehookv1.EventType
 	Key      string
 	Endpoint string
+
+	// FailingSince is the start of the failure streak recorded in status, so
+	// deactivateAfter keeps counting across restarts.
+	FailingSince time.Time
 
 	// Suspended and Inactive subscriptions stay registered but match nothing.
 	Suspended bool

@@ -1,0 +1,257 @@
+package engine
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onsi/gomega"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"k8s.io/apimachinery/pkg/types"
+
+	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/dispatcher"
+	"github.com/kubehook/kubehook/internal/payload"
+	"github.com/kubehook/kubehook/internal/queue"
+	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/sender"
+)
+
+// receiver is an endpoint that records what it is sent and answers with
+// the codes given, then 200.
+type receiver struct {
+	*httptest.Server
+	mu    sync.Mutex
+	codes []int
+	got   chan received
+}
+
+type received struct {
+	header http.Header
+	body   []byte
+}
+
+func newReceiver(t *testing.T, codes ...int) *receiver {
+	r := &receiver{codes: codes, got: make(chan received, 100)}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.got <- received{header: req.Header.Clone(), body: body}
+		r.mu.Lock()
+		code := http.StatusOK
+		if len(r.codes) > 0 {
+			code, r.codes = r.codes[0], r.codes[1:]
+		}
+		r.mu.Unlock()
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *receiver) next(t *testing.T) received {
+	t.Helper()
+	select {
+	case got := <-r.got:
+		return got
+	case <-time.After(20 * time.Second):
+		t.Fatal("nothing received")
+		return received{}
+	}
+}
+
+// reporter hands outcomes to the test.
+type reporter chan dispatcher.Outcome
+
+func (r reporter) Report(o dispatcher.Outcome) { r <- o }
+
+func (r reporter) next(t *testing.T) dispatcher.Outcome {
+	t.Helper()
+	select {
+	case o := <-r:
+		return o
+	case <-time.After(20 * time.Second):
+		t.Fatal("no outcome")
+		return dispatcher.Outcome{}
+	}
+}
+
+type harness struct {
+	reg      *registry.Registry
+	queue    *queue.Queue
+	pub      *Publisher
+	outcomes reporter
+}
+
+func start(t *testing.T) *harness {
+	t.Helper()
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New()
+	out := make(reporter, 100)
+	s := sender.New(sender.Options{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	d := dispatcher.New(q, reg, s, out, dispatcher.Options{GracePeriod: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		q.Close()
+	})
+	return &harness{reg: reg, queue: q, pub: &Publisher{Registry: reg, Queue: q}, outcomes: out}
+}
+
+func (h *harness) subscribe(name string, t kubehookv1.EventType, key, endpoint string, mod ...func(*registry.Subscription)) *registry.Subscription {
+	spec := kubehookv1.WebhookSubscriptionSpec{Type: t, Key: key, Endpoint: endpoint}
+	s := &registry.Subscription{
+		ID:  types.NamespacedName{Namespace: "acme", Name: name},
+		UID: types.UID("uid-" + name), Type: t, Key: key, Endpoint: endpoint,
+		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: registry.DeliveryFor(&spec),
+	}
+	for _, m := range mod {
+		m(s)
+	}
+	h.reg.Upsert(s)
+	return s
+}
+
+func tagPush(t *testing.T, repo string) Event {
+	ns, name := registry.SplitRepository(repo)
+	ev, err := payload.NewEvent(kubehookv1.TagPush, time.Now(), payload.TagPush{
+		Namespace: ns, Repository: name, Tag: "v1", Digest: "sha256:0afb3b5a5a7a1c1d8b0c0f3e2d1c0b9a8f7e6d5c4b3a29181716151413121110",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Event{Repository: repo, Payload: ev}
+}
+
+func TestDeliversSignedToEveryMatchingSubscriptionOnly(t *testing.T) {
+	h := start(t)
+	key := make([]byte, 32)
+	exact, ns, other := newReceiver(t), newReceiver(t), newReceiver(t)
+	h.subscribe("exact", kubehookv1.TagPush, "acme/web", exact.URL, func(s *registry.Subscription) { s.SigningKeys = [][]byte{key} })
+	h.subscribe("ns", kubehookv1.TagPush, "acme", ns.URL)
+	h.subscribe("other", kubehookv1.TagPush, "acme/api", other.URL)
+
+	n, err := h.pub.Publish(context.Background(), tagPush(t, "acme/web"))
+	if err != nil || n != 2 {
+		t.Fatalf("Publish = %d, %v; want 2 deliveries", n, err)
+	}
+	got := exact.next(t)
+	wh, err := standardwebhooks.NewWebhook("whsec_" + base64.StdEncoding.EncodeToString(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wh.Verify(got.body, got.header); err != nil {
+		t.Fatalf("signature does not verify: %v", err)
+	}
+	var body struct {
+		Type     string          `json:"type"`
+		Contents json.RawMessage `json:"contents"`
+	}
+	if err := json.Unmarshal(got.body, &body); err != nil || body.Type != "TAG_PUSH" {
+		t.Fatalf("body %s: %v", got.body, err)
+	}
+	ns.next(t)
+	for range 2 {
+		if o := h.outcomes.next(t); !o.OK || o.Attempts != 1 {
+			t.Fatalf("outcome %+v", o)
+		}
+	}
+	select {
+	case r := <-other.got:
+		t.Fatalf("subscription for another repository received %s", r.body)
+	default:
+	}
+}
+
+func TestRetriesKeepTheWebhookIDUntilSuccess(t *testing.T) {
+	h := start(t)
+	r := newReceiver(t, http.StatusServiceUnavailable)
+	h.subscribe("flaky", kubehookv1.TagPush, "acme", r.URL, func(s *registry.Subscription) {
+		s.Delivery.BackoffDelay = 100 * time.Millisecond
+	})
+	if _, err := h.pub.Publish(context.Background(), tagPush(t, "acme/web")); err != nil {
+		t.Fatal(err)
+	}
+	first, second := r.next(t), r.next(t)
+	if id := first.header.Get("webhook-id"); id == "" || id != second.header.Get("webhook-id") {
+		t.Fatalf("webhook-id changed between attempts: %q then %q", id, second.header.Get("webhook-id"))
+	}
+	if o := h.outcomes.next(t); o.OK || o.StatusCode != 503 || o.Attempts != 1 {
+		t.Fatalf("first outcome %+v", o)
+	}
+	if o := h.outcomes.next(t); !o.OK || o.Attempts != 2 {
+		t.Fatalf("second outcome %+v", o)
+	}
+}
+
+func TestExhaustedDeliveryIsDeadLettered(t *testing.T) {
+	h := start(t)
+	r := newReceiver(t, http.StatusInternalServerError)
+	h.subscribe("broken", kubehookv1.TagPush, "acme", r.URL, func(s *registry.Subscription) { s.Delivery.MaxAttempts = 1 })
+	if _, err := h.pub.Publish(context.Background(), tagPush(t, "acme/web")); err != nil {
+		t.Fatal(err)
+	}
+	if o := h.outcomes.next(t); o.OK || !o.DeadLettered {
+		t.Fatalf("outcome %+v", o)
+	}
+	if n, err := h.queue.DeadLetters(context.Background()); err != nil || n != 1 {
+		t.Fatalf("dead letters = %d, %v", n, err)
+	}
+	if n, err := h.queue.Pending(context.Background()); err != nil || n != 0 {
+		t.Fatalf("pending = %d, %v", n, err)
+	}
+}
+
+func TestGoneDeactivatesAtOnce(t *testing.T) {
+	h := start(t)
+	r := newReceiver(t, http.StatusGone)
+	sub := h.subscribe("gone", kubehookv1.TagPush, "acme", r.URL)
+	if _, err := h.pub.Publish(context.Background(), tagPush(t, "acme/web")); err != nil {
+		t.Fatal(err)
+	}
+	if o := h.outcomes.next(t); !o.Deactivated || o.StatusCode != 410 {
+		t.Fatalf("outcome %+v", o)
+	}
+	if e, _ := h.reg.Get(sub.ID); !e.Inactive {
+		t.Fatal("registry entry still active")
+	}
+	if n, _ := h.pub.Publish(context.Background(), tagPush(t, "acme/web")); n != 0 {
+		t.Fatalf("inactive subscription matched %d deliveries", n)
+	}
+}
+
+func TestPendingDeliveriesOfASuspendedSubscriptionAreDropped(t *testing.T) {
+	h := start(t)
+	block := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
+	defer slow.Close()
+	defer close(block)
+	sub := h.subscribe("paused", kubehookv1.TagPush, "acme", slow.URL, func(s *registry.Subscription) {
+		s.Delivery.Timeout = 2 * time.Second
+		s.Delivery.MaxAttempts = 100
+	})
+	// Suspend right away: nothing published before delivery is attempted after it.
+	paused := *sub
+	paused.Suspended = true
+	if _, err := h.pub.Publish(context.Background(), tagPush(t, "acme/web"), tagPush(t, "acme/api")); err != nil {
+		t.Fatal(err)
+	}
+	h.reg.Upsert(&paused)
+	gomega.NewWithT(t).Eventually(func() (uint64, error) {
+		return h.queue.Pending(context.Background())
+	}, 20*time.Second, 50*time.Millisecond).Should(gomega.BeZero(), "deliveries still pending for a suspended subscription")
+}

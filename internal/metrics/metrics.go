@@ -1,0 +1,55 @@
+// Package metrics defines kubehook's Prometheus metrics, registered with
+// controller-runtime's registry so they are served on the manager's metrics
+// endpoint.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Results of a delivery attempt, the "result" label of DeliveriesTotal.
+const (
+	ResultSuccess    = "success"
+	ResultRetry      = "retry"
+	ResultDeadLetter = "dead_letter"
+	ResultDropped    = "dropped"
+	ResultDeactivate = "deactivated"
+)
+
+var (
+	// DeliveriesTotal counts finished attempts and dropped deliveries.
+	DeliveriesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kubehook_deliveries_total",
+		Help: "Delivery attempts by event type and result (success, retry, dead_letter, deactivated), and deliveries dropped without an attempt (dropped).",
+	}, []string{"type", "result"})
+
+	// DeliveryDuration observes the duration of each HTTP attempt.
+	DeliveryDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kubehook_delivery_duration_seconds",
+		Help:    "Duration of one HTTP delivery attempt, by event type.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"type"})
+
+	// QueuePending is the number of deliveries in the stream.
+	QueuePending = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "kubehook_queue_pending",
+		Help: "Deliveries waiting in the queue, in flight, or scheduled for retry.",
+	})
+
+	// Subscriptions counts registered subscriptions by state.
+	Subscriptions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kubehook_subscriptions",
+		Help: "Registered subscriptions by state (active, suspended, inactive).",
+	}, []string{"state"})
+
+	// DeadLettersTotal counts deliveries moved to the dead-letter stream.
+	DeadLettersTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "kubehook_dead_letters_total",
+		Help: "Deliveries that exhausted their attempts and were kept as dead letters.",
+	})
+)
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(DeliveriesTotal, DeliveryDuration, QueuePending, Subscriptions, DeadLettersTotal)
+}
