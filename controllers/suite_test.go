@@ -3,10 +3,12 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
@@ -21,14 +23,24 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/dispatcher"
+	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/outcomes"
+	"github.com/kubehook/kubehook/internal/queue"
 	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/sender"
 	"github.com/kubehook/kubehook/internal/testenv"
 )
+
+// statusSyncPeriod is the engine's default coalescing period.
+const statusSyncPeriod = 10 * time.Second
 
 // One control plane and one manager for the package; each test makes its own namespace.
 var (
 	k8sClient  client.Client
 	reg        *registry.Registry
+	tracker    *outcomes.Tracker
+	publisher  *engine.Publisher
 	reconciles = &reconcileCounter{counts: map[types.NamespacedName]int{}}
 	nsCounter  atomic.Int64
 )
@@ -50,6 +62,9 @@ func runSuite(m *testing.M) int {
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = kubehookv1.AddToScheme(scheme)
 
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -59,15 +74,42 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 
+	// The whole delivery engine, as the binary wires it, on an embedded
+	// JetStream in a temporary directory.
+	dataDir, err := os.MkdirTemp("", "kubehook-controllers-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dataDir)
+	q, err := queue.Open(ctx, queue.Config{DataDir: dataDir})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer q.Close()
 	reg = registry.New()
+	tracker = outcomes.New(statusSyncPeriod)
+	snd := sender.New(sender.Options{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	disp := dispatcher.New(q, reg, snd, tracker, dispatcher.Options{GracePeriod: time.Second})
+	if err := mgr.Add(disp); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := mgr.Add(tracker); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	publisher = &engine.Publisher{Registry: reg, Queue: q}
+
 	r := &WebhookSubscriptionReconciler{
 		Client:       mgr.GetClient(),
 		SecretReader: mgr.GetAPIReader(),
 		Recorder:     mgr.GetEventRecorder("kubehook"),
 		Registry:     reg,
+		Outcomes:     tracker,
+		Sender:       snd,
 		Tenancy:      true,
 	}
 	b, err := r.builder(ctx, mgr)

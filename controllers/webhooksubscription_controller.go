@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/dispatcher"
 	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/registry"
 )
@@ -40,6 +42,8 @@ type WebhookSubscriptionReconciler struct {
 	// Outcomes, when set, holds the delivery engine's outcomes; its events
 	// wake the reconciler, the single writer of status.
 	Outcomes *outcomes.Tracker
+	// Sender sends test deliveries (annotation kubehook.io/test); nil turns them off.
+	Sender dispatcher.Sender
 	// Tenancy turns on the registry-namespace check of keys (see internal/tenancy).
 	Tenancy bool
 }
@@ -106,6 +110,7 @@ func (r *WebhookSubscriptionReconciler) reconcile(ctx context.Context, obj *kube
 		r.resolveSecrets,
 		r.applyDeliveryStatus,
 		r.applyInactive,
+		r.testDelivery,
 	} {
 		if err := phase(ctx, obj, entry); err != nil {
 			var stall *stalledError
@@ -163,6 +168,8 @@ func (r *WebhookSubscriptionReconciler) builder(ctx context.Context, mgr ctrl.Ma
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
+		// A test delivery waits on its endpoint; others go on meanwhile.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		// Status writes change neither generation nor annotations, so they
 		// do not come back as reconciles; kubehook.io/test and
 		// kubehook.io/reactivate (annotations) do.

@@ -299,7 +299,7 @@ func TestStatusWriteDoesNotTriggerReconcile(t *testing.T) {
 
 	// An annotation change does reconcile (kubehook.io/test and reactivate rely on it),
 	// without another Event: nothing changed state.
-	got.Annotations = map[string]string{kubehookv1.TestAnnotation: "1"}
+	got.Annotations = map[string]string{"team.example.com/owner": "payments"}
 	g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
 	g.Eventually(func() int { return reconciles.count(key) }, timeout, interval).Should(Equal(2))
 	g.Expect(eventReasons(g, ns, sub.Name)).To(ConsistOf(kubehookv1.SucceededReason))

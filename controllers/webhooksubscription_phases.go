@@ -13,7 +13,9 @@ import (
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/credentials"
+	"github.com/kubehook/kubehook/internal/payload"
 	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/sender"
 	"github.com/kubehook/kubehook/internal/tenancy"
 )
 
@@ -173,3 +175,39 @@ func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *ku
 	entry.Inactive = st.Inactive
 	return nil
 }
+
+// testDelivery sends the fixed sample payload of spec.type once for each new
+// value of the kubehook.io/test annotation, and records the outcome.
+func (r *WebhookSubscriptionReconciler) testDelivery(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
+	request, ok := obj.Annotations[kubehookv1.TestAnnotation]
+	if !ok || request == "" || r.Sender == nil {
+		return nil
+	}
+	if last := obj.Status.LastTest; last != nil && last.Request == request {
+		return nil
+	}
+	result := &kubehookv1.TestDeliveryStatus{Request: request, RequestedAt: ptrTime(now())}
+	obj.Status.LastTest = result
+
+	body, contentType, err := payload.Render(entry.PayloadFormat, payload.Sample(entry.Type), "msg_test_"+string(obj.UID), "kubehook")
+	if err != nil {
+		result.Message = "rendering the sample payload: " + err.Error()
+		return nil
+	}
+	res := r.Sender.Send(ctx, entry, sender.Request{ID: "msg_test_" + string(obj.UID) + "_" + request, Body: body, ContentType: contentType})
+	result.SentAt = ptrTime(now())
+	result.StatusCode = int32(res.StatusCode)
+	if res.OK() {
+		result.Message = fmt.Sprintf("delivered: HTTP %d", res.StatusCode)
+	} else {
+		result.Message = res.Err.Error()
+	}
+	eventType := corev1.EventTypeNormal
+	if !res.OK() {
+		eventType = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(obj, nil, eventType, "TestDelivery", "Test", "test delivery of %s: %s", entry.Type, result.Message)
+	return nil
+}
+
+func ptrTime(t metav1.Time) *metav1.Time { return &t }

@@ -28,6 +28,9 @@ func main() {
 	// Local runs bind to loopback only.
 	_ = flag.Set("metrics-bind-address", "127.0.0.1:8080")
 	_ = flag.Set("health-probe-bind-address", "127.0.0.1:8081")
+	// Local examples deliver to receivers on this machine.
+	_ = flag.Set("allow-endpoint-cidrs", "127.0.0.0/8,::1/128")
+	_ = flag.Set("data-dir", filepath.Join("bin", "local", "data"))
 	zapOpts := zap.Options{Development: true}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

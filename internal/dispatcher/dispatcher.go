@@ -283,9 +283,10 @@ func (d *Dispatcher) attempt(m *queue.Msg) {
 	switch {
 	case retry.ShouldDeactivate(sub.Delivery, failingSince, now, res.StatusCode):
 		out.Deactivated = true
-		inactive := *sub
-		inactive.Inactive = true
-		d.registry.Upsert(&inactive)
+		// Report first: a reconcile racing with this reads the deactivation
+		// from the tracker rather than re-registering the entry as active.
+		d.reporter.Report(out)
+		d.registry.Deactivate(sub.ID, sub.UID)
 		metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultDeactivate).Inc()
 		metrics.DeadLettersTotal.Inc()
 		err = m.DeadLetter(ctx, "subscription deactivated: "+out.Message)
@@ -302,7 +303,9 @@ func (d *Dispatcher) attempt(m *queue.Msg) {
 	if err != nil {
 		logger.Error(err, "finishing failed delivery; it will be attempted again")
 	}
-	d.reporter.Report(out)
+	if !out.Deactivated {
+		d.reporter.Report(out)
+	}
 }
 
 // setFailingSince records the start of a failure streak (or its end, with

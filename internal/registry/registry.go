@@ -172,6 +172,24 @@ func (r *Registry) unindex(s *Subscription) {
 	}
 }
 
+// Deactivate marks the current entry of id inactive, if it is still the
+// object with the given UID, and reports whether it did. It copies the
+// current entry rather than one the caller holds, so a concurrent update by
+// the controller is not undone.
+func (r *Registry) Deactivate(id types.NamespacedName, uid types.UID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, ok := r.byID[id]
+	if !ok || cur.UID != uid || cur.Inactive {
+		return false
+	}
+	r.unindex(cur)
+	next := *cur
+	next.Inactive = true
+	r.byID[id] = &next
+	return true
+}
+
 // Get returns the entry with the given ID.
 func (r *Registry) Get(id types.NamespacedName) (*Subscription, bool) {
 	r.mu.RLock()

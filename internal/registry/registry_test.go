@@ -126,3 +126,27 @@ func TestSplitRepository(t *testing.T) {
 		}
 	}
 }
+
+func TestDeactivateCopiesTheCurrentEntry(t *testing.T) {
+	r := New()
+	old := sub("a", kubehookv1.TagPush, "acme")
+	old.UID = "u1"
+	r.Upsert(old)
+	updated := sub("a", kubehookv1.TagPush, "acme")
+	updated.UID, updated.Endpoint = "u1", "https://new.example.com"
+	r.Upsert(updated)
+
+	if !r.Deactivate(old.ID, "u1") {
+		t.Fatal("Deactivate refused the current object")
+	}
+	got, _ := r.Get(old.ID)
+	if !got.Inactive || got.Endpoint != "https://new.example.com" {
+		t.Fatalf("entry after Deactivate = %+v, want the updated entry, inactive", got)
+	}
+	if len(r.Match(kubehookv1.TagPush, "acme/app")) != 0 {
+		t.Fatal("inactive entry still matches")
+	}
+	if r.Deactivate(old.ID, "u1") || r.Deactivate(old.ID, "other-uid") {
+		t.Fatal("Deactivate acted twice or on another object")
+	}
+}
