@@ -37,7 +37,7 @@ const statusSyncPeriod = 10 * time.Second
 
 // One control plane and one manager for the package; each test makes its own namespace.
 var (
-	k8sClient  client.Client
+	k8sClient  client.WithWatch
 	reg        *registry.Registry
 	tracker    *outcomes.Tracker
 	publisher  *engine.Publisher
@@ -123,7 +123,7 @@ func runSuite(m *testing.M) int {
 	}
 
 	// Tests read straight from the API server, not from the manager's cache.
-	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	k8sClient, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
