@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -119,6 +120,8 @@ type Dispatcher struct {
 
 	sem chan struct{}
 	wg  sync.WaitGroup
+	// stopping is set once fetching has stopped: no new attempts start.
+	stopping atomic.Bool
 
 	mu   sync.Mutex
 	subs map[types.UID]*subState
@@ -152,6 +155,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.sendCtx = sendCtx
 
 	err := d.queue.Consume(ctx, d.handle)
+	d.stopping.Store(true)
 
 	// Stop: in-flight attempts get the grace period, then are cancelled.
 	finished := make(chan struct{})
@@ -168,6 +172,10 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 // handle runs on the consumer's goroutine: it never waits on a busy subscription.
 func (d *Dispatcher) handle(m *queue.Msg) {
 	ctx := d.sendCtx
+	if d.stopping.Load() {
+		_ = m.Release()
+		return
+	}
 	sub, ok := d.registry.Get(m.Subscription)
 	if !ok || sub.UID != m.SubscriptionUID || !sub.Active() {
 		// Deleted, recreated, suspended, inactive or no longer permitted.
@@ -216,6 +224,16 @@ func (d *Dispatcher) work(uid types.UID, m *queue.Msg) {
 		d.attempt(m)
 		d.mu.Lock()
 		st := d.subs[uid]
+		if d.stopping.Load() {
+			// Shutting down: what has not started stays queued for the next start.
+			for _, w := range st.waiting {
+				_ = w.Release()
+			}
+			st.waiting, m = nil, nil
+			st.inflight--
+			d.mu.Unlock()
+			return
+		}
 		if len(st.waiting) > 0 {
 			m = st.waiting[0]
 			st.waiting[0] = nil

@@ -56,6 +56,10 @@ func (m *Msg) Drop(ctx context.Context) error {
 	return m.raw.DoubleAck(ctx)
 }
 
+// Release gives an unstarted delivery back to the queue at once (a negative
+// ack), so the next consumer need not wait for the ack wait to expire.
+func (m *Msg) Release() error { return m.raw.Nak() }
+
 // InProgress tells JetStream the delivery is still being attempted, so it
 // is not handed out again while a slow endpoint answers.
 func (m *Msg) InProgress() error { return m.raw.InProgress() }
