@@ -42,6 +42,8 @@ var (
 	tracker    *outcomes.Tracker
 	publisher  *engine.Publisher
 	reconciles = &reconcileCounter{counts: map[types.NamespacedName]int{}}
+	// secretReads counts Secrets read from the API server, per namespace.
+	secretReads = &readCounter{counts: map[string]int{}}
 	nsCounter  atomic.Int64
 )
 
@@ -105,7 +107,7 @@ func runSuite(m *testing.M) int {
 
 	r := &WebhookSubscriptionReconciler{
 		Client:       mgr.GetClient(),
-		SecretReader: mgr.GetAPIReader(),
+		SecretReader: secretReads.wrap(mgr.GetAPIReader()),
 		Recorder:     mgr.GetEventRecorder("kubehook"),
 		Registry:     reg,
 		Outcomes:     tracker,
@@ -186,4 +188,30 @@ func newNamespace(t *testing.T, prefix string, annotations map[string]string) st
 
 func reqFor(ns, name string) reconcile.Request {
 	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
+}
+
+// readCounter counts Get calls per namespace through a client.Reader.
+type readCounter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (c *readCounter) wrap(r client.Reader) client.Reader { return countingReader{Reader: r, c: c} }
+
+func (c *readCounter) count(ns string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[ns]
+}
+
+type countingReader struct {
+	client.Reader
+	c *readCounter
+}
+
+func (r countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	r.c.mu.Lock()
+	r.c.counts[key.Namespace]++
+	r.c.mu.Unlock()
+	return r.Reader.Get(ctx, key, obj, opts...)
 }

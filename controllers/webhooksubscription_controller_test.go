@@ -364,3 +364,35 @@ func selfSignedPEM(t *testing.T) (certPEM, keyPEM []byte) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
+
+func TestUnchangedSecretsAreNotReadAgain(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "acme", nil)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hook-key"}, Data: map[string][]byte{"k": whsec(32)}}
+	g.Expect(k8sClient.Create(ctx, secret)).To(Succeed())
+	sub := newSub(ns, "signed", ns)
+	sub.Spec.SigningSecretRef = &kubehookv1.SecretReference{Name: "hook-key"}
+	g.Expect(k8sClient.Create(ctx, sub)).To(Succeed())
+	got := waitReady(g, sub, metav1.ConditionTrue, kubehookv1.SucceededReason)
+	key := client.ObjectKeyFromObject(sub)
+	reads := secretReads.count(ns)
+	g.Expect(reads).To(BeNumerically(">=", 1))
+
+	// A reconcile with nothing changed (an annotation) reads no Secret.
+	before := reconciles.count(key)
+	got.Annotations = map[string]string{"team.example.com/owner": "payments"}
+	g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
+	g.Eventually(func() int { return reconciles.count(key) }, timeout, interval).Should(BeNumerically(">", before))
+	g.Expect(secretReads.count(ns)).To(Equal(reads))
+
+	// A changed Secret is read again and its new material registered.
+	secret.Data = map[string][]byte{"k": whsec(32), "next": whsec(32)}
+	g.Expect(k8sClient.Update(ctx, secret)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		e, ok := reg.Get(key)
+		g.Expect(ok).To(BeTrue())
+		g.Expect(e.SigningKeys).To(HaveLen(2))
+	}, timeout, interval).Should(Succeed())
+	g.Expect(secretReads.count(ns)).To(BeNumerically(">", reads))
+}

@@ -48,10 +48,14 @@ func (r *WebhookSubscriptionReconciler) checkTenancy(ctx context.Context, obj *k
 // resolveSecrets reads and parses every referenced Secret into the entry.
 func (r *WebhookSubscriptionReconciler) resolveSecrets(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
 	spec := &obj.Spec
+	if r.reuseSecrets(ctx, obj, entry) {
+		return nil
+	}
+	entry.SecretVersions = map[string]string{}
 
 	var tlsData map[string][]byte
 	if spec.TLSSecretRef != nil {
-		data, err := r.secretData(ctx, obj.Namespace, spec.TLSSecretRef.Name, "tlsSecretRef")
+		data, err := r.secretData(ctx, entry, obj.Namespace, spec.TLSSecretRef.Name, "tlsSecretRef")
 		if err != nil {
 			return err
 		}
@@ -64,7 +68,7 @@ func (r *WebhookSubscriptionReconciler) resolveSecrets(ctx context.Context, obj 
 	entry.TLS = tlsMaterial
 
 	if spec.SigningSecretRef != nil {
-		data, err := r.secretData(ctx, obj.Namespace, spec.SigningSecretRef.Name, "signingSecretRef")
+		data, err := r.secretData(ctx, entry, obj.Namespace, spec.SigningSecretRef.Name, "signingSecretRef")
 		if err != nil {
 			return err
 		}
@@ -76,7 +80,7 @@ func (r *WebhookSubscriptionReconciler) resolveSecrets(ctx context.Context, obj 
 	}
 
 	if spec.HeadersSecretRef != nil {
-		data, err := r.secretData(ctx, obj.Namespace, spec.HeadersSecretRef.Name, "headersSecretRef")
+		data, err := r.secretData(ctx, entry, obj.Namespace, spec.HeadersSecretRef.Name, "headersSecretRef")
 		if err != nil {
 			return err
 		}
@@ -96,9 +100,40 @@ func withSecretName(ref *kubehookv1.SecretReference, err error) error {
 	return fmt.Errorf("TLS Secret %q: %w", ref.Name, err)
 }
 
-// secretData reads a Secret's data. A missing Secret stalls the subscription
-// until the Secret watch brings it back.
-func (r *WebhookSubscriptionReconciler) secretData(ctx context.Context, namespace, name, field string) (map[string][]byte, error) {
+// reuseSecrets copies the parsed Secret material of the registered entry when
+// neither the spec nor any referenced Secret changed since it was parsed, as
+// told by the Secrets' resourceVersions in the metadata cache. Most
+// reconciles (delivery status updates) then read no Secret from the API.
+func (r *WebhookSubscriptionReconciler) reuseSecrets(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) bool {
+	cur, ok := r.Registry.Get(client.ObjectKeyFromObject(obj))
+	if !ok || cur.UID != obj.UID || cur.Generation != obj.Generation || cur.SecretVersions == nil {
+		return false
+	}
+	names := map[string]bool{}
+	for _, name := range indexSecretRefs(obj) {
+		names[name] = true
+	}
+	if len(names) != len(cur.SecretVersions) {
+		return false
+	}
+	for name := range names {
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: name}, meta); err != nil {
+			return false
+		}
+		if cur.SecretVersions[name] != meta.ResourceVersion {
+			return false
+		}
+	}
+	entry.TLS, entry.SigningKeys, entry.Headers, entry.SecretVersions = cur.TLS, cur.SigningKeys, cur.Headers, cur.SecretVersions
+	return true
+}
+
+// secretData reads a Secret's data, recording its resourceVersion in the
+// entry. A missing Secret stalls the subscription until the Secret watch
+// brings it back.
+func (r *WebhookSubscriptionReconciler) secretData(ctx context.Context, entry *registry.Subscription, namespace, name, field string) (map[string][]byte, error) {
 	secret := &corev1.Secret{}
 	if err := r.SecretReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -106,6 +141,7 @@ func (r *WebhookSubscriptionReconciler) secretData(ctx context.Context, namespac
 		}
 		return nil, fmt.Errorf("reading Secret %q: %w", name, err)
 	}
+	entry.SecretVersions[name] = secret.ResourceVersion
 	return secret.Data, nil
 }
 

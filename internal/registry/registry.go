@@ -45,6 +45,9 @@ type Subscription struct {
 	SigningKeys [][]byte
 	// Headers are extra request headers from headersSecretRef.
 	Headers map[string]string
+	// SecretVersions maps each referenced Secret to the resourceVersion its
+	// material above was parsed from.
+	SecretVersions map[string]string
 }
 
 // Active reports whether the subscription receives deliveries.
