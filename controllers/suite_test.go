@@ -44,7 +44,7 @@ var (
 	reconciles = &reconcileCounter{counts: map[types.NamespacedName]int{}}
 	// secretReads counts Secrets read from the API server, per namespace.
 	secretReads = &readCounter{counts: map[string]int{}}
-	nsCounter  atomic.Int64
+	nsCounter   atomic.Int64
 )
 
 func TestMain(m *testing.M) {
