@@ -1,0 +1,51 @@
+// Package sources turns what registries and producers send into kubehook
+// events: the CNCF Distribution registry's notifications, Harbor webhooks,
+// and native events in the DTR wrapper. Parsers are pure functions of the
+// request body; the HTTP server authenticates, bounds and answers requests,
+// and publishes the events to the delivery engine.
+package sources
+
+import (
+	"context"
+	"fmt"
+)
+
+// InputError is outside input kubehook cannot accept. The server answers
+// 400 with it; Field names the offending field (a JSON path such as
+// "events[2].target.repository"), empty when the body as a whole is bad.
+type InputError struct {
+	Field   string
+	Message string
+}
+
+func (e *InputError) Error() string {
+	if e.Field == "" {
+		return e.Message
+	}
+	return e.Field + ": " + e.Message
+}
+
+// badInput returns an *InputError.
+func badInput(field, format string, args ...any) error {
+	return &InputError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// MapOptions carry what mapping needs beyond the body.
+type MapOptions struct {
+	// RegistryHost is the host (and port) in imageName, e.g.
+	// "registry.example.com" in "registry.example.com/ns/repo:tag".
+	RegistryHost string
+}
+
+// Platform is the os and architecture of an image.
+type Platform struct {
+	OS           string
+	Architecture string
+}
+
+// Inspector finds the platform of a manifest from its image config. A nil
+// Inspector, or an error, leaves os and architecture empty: the event is
+// delivered anyway.
+type Inspector interface {
+	Platform(ctx context.Context, repository, digest string) (Platform, error)
+}
