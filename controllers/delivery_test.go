@@ -104,6 +104,9 @@ func TestStatusFollowsDeliveryOutcomes(t *testing.T) {
 		g.Expect(got.Status.LastFailure.StatusCode).To(BeEquivalentTo(503))
 		g.Expect(got.Status.FailingSince).NotTo(BeNil())
 		g.Expect(got.Status.LastAttemptAt).NotTo(BeNil())
+		ready := apimeta.FindStatusCondition(got.Status.Conditions, kubehookv1.ReadyCondition)
+		g.Expect(ready.Status).To(Equal(metav1.ConditionTrue)) // retrying is not broken
+		g.Expect(ready.Message).To(ContainSubstring("failing since"))
 	}, timeout, interval).Should(Succeed())
 	// The retry succeeds: the first success is written at once, the streak ends.
 	g.Eventually(func(g Gomega) {
@@ -112,7 +115,9 @@ func TestStatusFollowsDeliveryOutcomes(t *testing.T) {
 		g.Expect(got.Status.FailingSince).To(BeNil())
 		g.Expect(got.Status.ConsecutiveFailures).To(BeZero())
 		g.Expect(got.Status.Inactive).To(BeFalse())
-		g.Expect(apimeta.IsStatusConditionTrue(got.Status.Conditions, kubehookv1.ReadyCondition)).To(BeTrue())
+		ready := apimeta.FindStatusCondition(got.Status.Conditions, kubehookv1.ReadyCondition)
+		g.Expect(ready.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(ready.Message).NotTo(ContainSubstring("failing"))
 	}, timeout, interval).Should(Succeed())
 	g.Expect(ep.hits.Load()).To(BeEquivalentTo(2))
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -25,6 +26,12 @@ func markReady(obj *kubehookv1.WebhookSubscription, entry *registry.Subscription
 		}
 	case entry.Suspended:
 		reason, msg = kubehookv1.SuspendedReason, "suspended: no deliveries until spec.suspend is false"
+	case obj.Status.ConsecutiveFailures > 0 && obj.Status.FailingSince != nil:
+		// Still Ready (retrying), but say so where `kubectl get -o wide` shows it.
+		msg += fmt.Sprintf("; failing since %s (%d failed attempts)", obj.Status.FailingSince.UTC().Format(time.RFC3339), obj.Status.ConsecutiveFailures)
+		if f := obj.Status.LastFailure; f != nil && f.Message != "" {
+			msg += ": " + f.Message
+		}
 	}
 	setCondition(obj, kubehookv1.ReadyCondition, status, reason, msg)
 	apimeta.RemoveStatusCondition(&obj.Status.Conditions, kubehookv1.ReconcilingCondition)
