@@ -13,11 +13,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -25,10 +28,12 @@ import (
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/controllers"
 	"github.com/kubehook/kubehook/internal/dispatcher"
+	"github.com/kubehook/kubehook/internal/engine"
 	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/queue"
 	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/sources"
 	"github.com/kubehook/kubehook/internal/version"
 )
 
@@ -60,6 +65,16 @@ type Options struct {
 	InFlightPerSubscription int
 	StatusSyncPeriod        time.Duration
 	ShutdownGracePeriod     time.Duration
+
+	// Event sources
+	EventsAddr                string
+	DistributionTokenFile     string
+	HarborTokenFile           string
+	EventsTokenFile           string
+	SourceTokensSecret        string
+	RegistryHost              string
+	RegistryURL               string
+	RegistryCredentialsSecret string
 }
 
 // BindFlags registers the options as flags, with their defaults.
@@ -80,6 +95,24 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.InFlightPerSubscription, "max-in-flight-per-subscription", 8, "Delivery attempts in flight at once for one subscription, so a slow endpoint never holds more workers.")
 	fs.DurationVar(&o.StatusSyncPeriod, "status-sync-period", 10*time.Second, "At most one status write per subscription per period for ordinary delivery outcomes; transitions are written at once.")
 	fs.DurationVar(&o.ShutdownGracePeriod, "shutdown-grace-period", 20*time.Second, "How long in-flight attempts may finish at shutdown; the rest stay queued.")
+
+	fs.StringVar(&o.EventsAddr, "events-bind-address", ":8090", "Address the event sources server (POST /v1/sources/distribution, /v1/sources/harbor, /v1/events) binds to; 0 turns it off. Served by the leader only.")
+	fs.StringVar(&o.DistributionTokenFile, "distribution-token-file", "", "File of bearer tokens (one per line, re-read when it changes) the Distribution registry must send to /v1/sources/distribution.")
+	fs.StringVar(&o.HarborTokenFile, "harbor-token-file", "", "File of tokens (one per line) Harbor must send as its Authorization header, with or without \"Bearer \", to /v1/sources/harbor.")
+	fs.StringVar(&o.EventsTokenFile, "events-token-file", "", "File of bearer tokens (one per line) producers of native events must send to /v1/events.")
+	fs.StringVar(&o.SourceTokensSecret, "source-tokens-secret", "", "Secret <namespace>/<name> whose keys distribution, harbor and events hold each source's tokens (one per line), re-read every 30s; accepted besides the token files. A source with no token refuses every request.")
+	fs.StringVar(&o.RegistryHost, "registry-host", "", "Registry host (and port) used in the imageName of events, e.g. registry.example.com; empty uses the host the registry request carried.")
+	fs.StringVar(&o.RegistryURL, "registry-url", "", "Registry URL (https://registry.example.com, or http:// for a plain-http registry) from which os and architecture of pushed images are read; empty leaves them out.")
+	fs.StringVar(&o.RegistryCredentialsSecret, "registry-credentials-secret", "", "Secret <namespace>/<name> with credentials for --registry-url: a kubernetes.io/dockerconfigjson Secret, or username and password keys (kubernetes.io/basic-auth).")
+}
+
+// parseSecretRef parses a <namespace>/<name> flag value.
+func parseSecretRef(flagName, v string) (types.NamespacedName, error) {
+	ns, name, ok := strings.Cut(v, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("--%s: %q is not <namespace>/<name>", flagName, v)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
 
 // allowCIDRs parses --allow-endpoint-cidrs.
@@ -105,6 +138,99 @@ func (o *Options) queueConfig() queue.Config {
 		cfg.NATSOptions = append(cfg.NATSOptions, nats.UserCredentials(o.NATSCredentials))
 	}
 	return cfg
+}
+
+// sourcesServer builds the event sources server from the flags.
+func (o *Options) sourcesServer(mgr manager.Manager, pub *engine.Publisher, reg *registry.Registry) (*sources.Server, error) {
+	auth := sources.AuthOptions{
+		TokenFiles: map[string]string{
+			sources.SourceDistribution: o.DistributionTokenFile,
+			sources.SourceHarbor:       o.HarborTokenFile,
+			sources.SourceEvents:       o.EventsTokenFile,
+		},
+		Reader: mgr.GetAPIReader(),
+		Log:    ctrl.Log.WithName("sources"),
+	}
+	if o.SourceTokensSecret != "" {
+		ref, err := parseSecretRef("source-tokens-secret", o.SourceTokensSecret)
+		if err != nil {
+			return nil, err
+		}
+		auth.Secret = ref
+	}
+	opts := sources.ServerOptions{
+		Addr:         o.EventsAddr,
+		RegistryHost: o.RegistryHost,
+		Auth:         sources.NewAuthenticator(auth),
+		Publisher:    pub,
+		WaitReady:    subscriptionsLoaded(mgr.GetClient(), reg, time.Minute),
+		Log:          ctrl.Log.WithName("sources"),
+	}
+	if o.RegistryURL != "" {
+		iopts := sources.InspectorOptions{URL: o.RegistryURL}
+		if o.RegistryCredentialsSecret != "" {
+			ref, err := parseSecretRef("registry-credentials-secret", o.RegistryCredentialsSecret)
+			if err != nil {
+				return nil, err
+			}
+			iopts.Credentials = sources.SecretCredentials(mgr.GetAPIReader(), ref, o.RegistryURL, time.Minute)
+		}
+		insp, err := sources.NewRemoteInspector(iopts)
+		if err != nil {
+			return nil, fmt.Errorf("--registry-url: %w", err)
+		}
+		opts.Inspector = insp
+	} else if o.RegistryCredentialsSecret != "" {
+		return nil, fmt.Errorf("--registry-credentials-secret needs --registry-url")
+	}
+	return sources.NewServer(opts)
+}
+
+// subscriptionsLoaded is the sources server's WaitReady: it returns once
+// the controller has handled every WebhookSubscription since this process
+// became leader (registered it, or judged it for its current generation),
+// so no event is accepted while it would match nothing. After timeout it
+// returns anyway, logging how many are still pending.
+func subscriptionsLoaded(c client.Reader, reg *registry.Registry, timeout time.Duration) func(context.Context) error {
+	return func(ctx context.Context) error {
+		log := ctrl.Log.WithName("sources")
+		deadline := time.Now().Add(timeout)
+		for {
+			var list kubehookv1.WebhookSubscriptionList
+			err := c.List(ctx, &list)
+			pending := 0
+			for i := range list.Items {
+				if !subscriptionHandled(&list.Items[i], reg) {
+					pending++
+				}
+			}
+			switch {
+			case err == nil && pending == 0:
+				return nil
+			case time.Now().After(deadline):
+				log.Info("serving event sources before every subscription was loaded", "pending", pending, "listError", err)
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// subscriptionHandled reports whether the controller has dealt with sub's
+// current generation: it is registered in the engine, or being deleted, or
+// its status says it was refused (Ready false for this generation).
+func subscriptionHandled(sub *kubehookv1.WebhookSubscription, reg *registry.Registry) bool {
+	if !sub.DeletionTimestamp.IsZero() {
+		return true
+	}
+	if e, ok := reg.Get(types.NamespacedName{Namespace: sub.Namespace, Name: sub.Name}); ok && e.UID == sub.UID && e.Generation == sub.Generation {
+		return true
+	}
+	return sub.Status.ObservedGeneration == sub.Generation && apimeta.IsStatusConditionFalse(sub.Status.Conditions, kubehookv1.ReadyCondition)
 }
 
 // Run starts kubehook against the cluster of cfg and blocks until ctx ends.
@@ -156,6 +282,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Tenancy:      o.Tenancy,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the controller: %w", err)
+	}
+
+	if o.EventsAddr != "0" {
+		srv, err := o.sourcesServer(mgr, &engine.Publisher{Registry: reg, Queue: q}, reg)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(srv); err != nil {
+			return fmt.Errorf("adding the sources server: %w", err)
+		}
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
