@@ -1,0 +1,51 @@
+package sources
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// fuzzSeeds adds every testdata/<source>/*.json file to the corpus.
+func fuzzSeeds(f *testing.F, source string) {
+	f.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", source, "*.json"))
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no seeds in testdata/%s (%v)", source, err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+}
+
+// FuzzDistribution: Distribution never panics; it returns either events
+// that are fit to deliver (a known type, contents that validate, the
+// repository the contents name) or an *InputError and no events.
+func FuzzDistribution(f *testing.F) {
+	fuzzSeeds(f, "distribution")
+	f.Add(distributionEnvelope(pushEvent))
+	f.Add(distributionEnvelope(pushEvent, `{"action":"delete","timestamp":"2026-11-27T17:02:41Z","target":{"repository":"acme/web"}}`))
+	f.Add([]byte(`{"events":[]}`))
+	f.Add([]byte(`{"events":[{"action":"pull"}]}`))
+	insp := newWebInspector()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		evs, err := Distribution(context.Background(), body, MapOptions{RegistryHost: "registry.example.com"}, insp)
+		if err != nil {
+			if _, ok := isInputError(err); !ok {
+				t.Fatalf("error %v (%T) is not an *InputError", err, err)
+			}
+			if evs != nil {
+				t.Fatalf("events returned with an error: %v", evs)
+			}
+			return
+		}
+		for _, ev := range evs {
+			checkMappedEvent(t, ev)
+		}
+	})
+}

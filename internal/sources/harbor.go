@@ -1,0 +1,483 @@
+package sources
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/payload"
+	"github.com/kubehook/kubehook/internal/registry"
+)
+
+// Harbor webhook event types that map onto DTR types.
+const (
+	harborPushArtifact      = "PUSH_ARTIFACT"
+	harborPullArtifact      = "PULL_ARTIFACT"
+	harborDeleteArtifact    = "DELETE_ARTIFACT"
+	harborScanningCompleted = "SCANNING_COMPLETED"
+	harborScanningFailed    = "SCANNING_FAILED"
+	// ChartMuseum events, sent by Harbor up to 2.7.
+	harborUploadChart   = "UPLOAD_CHART"
+	harborDownloadChart = "DOWNLOAD_CHART"
+	harborDeleteChart   = "DELETE_CHART"
+)
+
+// maxUnixSeconds is the last second of the year 9999, the last a JSON
+// timestamp can show.
+const maxUnixSeconds = 253402300799
+
+// Vulnerability report media types of Harbor's scan_overview, preferred in
+// this order when it holds several.
+var harborReportMediaTypes = []string{
+	"application/vnd.security.vulnerability.report; version=1.1",
+	"application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0",
+}
+
+// harborPayload is Harbor's webhook payload in its Default format (Harbor's
+// src/pkg/notifier/model.Payload).
+type harborPayload struct {
+	Type      string           `json:"type"`
+	OccurAt   int64            `json:"occur_at"`
+	Operator  string           `json:"operator"`
+	EventData *harborEventData `json:"event_data"`
+}
+
+type harborEventData struct {
+	Resources  []json.RawMessage `json:"resources"`
+	Repository *harborRepository `json:"repository"`
+	Scan       *struct {
+		ScanType string `json:"scan_type"`
+	} `json:"scan"`
+}
+
+type harborResource struct {
+	Digest       string                     `json:"digest"`
+	Tag          string                     `json:"tag"`
+	ResourceURL  string                     `json:"resource_url"`
+	ScanOverview map[string]json.RawMessage `json:"scan_overview"`
+}
+
+type harborRepository struct {
+	Name         string `json:"name"`
+	Namespace    string `json:"namespace"`
+	RepoFullName string `json:"repo_full_name"`
+	RepoType     string `json:"repo_type"`
+}
+
+// harborReport is one report summary of scan_overview (Harbor's
+// vuln.NativeReportSummary).
+type harborReport struct {
+	ScanStatus string `json:"scan_status"`
+	Severity   string `json:"severity"`
+	Summary    *struct {
+		Total   int                        `json:"total"`
+		Fixable int                        `json:"fixable"`
+		Summary map[string]json.RawMessage `json:"summary"`
+	} `json:"summary"`
+	EndTime string `json:"end_time"`
+	Scanner *struct {
+		Name    string `json:"name"`
+		Vendor  string `json:"vendor"`
+		Version string `json:"version"`
+	} `json:"scanner"`
+}
+
+// Harbor maps a Harbor webhook payload (the Default format, not
+// CloudEvents) onto DTR events, one or two per entry of
+// event_data.resources:
+//
+//   - PUSH_ARTIFACT: TAG_PUSH (when the resource has a tag) and
+//     MANIFEST_PUSH; PULL_ARTIFACT: TAG_PULL and MANIFEST_PULL;
+//     DELETE_ARTIFACT: TAG_DELETE and MANIFEST_DELETE. Harbor puts the
+//     digest in tag when the artifact has no tag; such a resource has none.
+//   - SCANNING_COMPLETED: SCAN_COMPLETED, SCANNING_FAILED: SCAN_FAILED, for
+//     vulnerability scans (SBOM scans, event_data.scan.scan_type "sbom", are
+//     ignored). The scan summary comes from the resource's scan_overview
+//     (see harborScanSummary); SCAN_FAILED's error names the report's
+//     status and scanner, as Harbor sends no reason.
+//   - UPLOAD_CHART, DOWNLOAD_CHART, DELETE_CHART (ChartMuseum, Harbor 2.7
+//     and older): CHART_PUSH, CHART_PULL, CHART_DELETE, one per version
+//     (the resource's tag). Harbor's OCI Helm charts arrive as *_ARTIFACT
+//     events that do not say they are charts, and map as images.
+//   - Every other Harbor type (quota, replication, retention, scan stopped,
+//     ...) gives no event and no error.
+//
+// The repository path is event_data.repository.repo_full_name
+// ("project/name"): namespace is the Harbor project, repository the rest.
+// imageName uses the host of resource_url (Harbor's external endpoint),
+// else opts.RegistryHost. author is operator; pushedAt, pulledAt,
+// deletedAt and createdAt are occur_at. os and architecture are empty:
+// Harbor does not send them. Errors are *InputError naming the field.
+func Harbor(ctx context.Context, body []byte, opts MapOptions) ([]engine.Event, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, badInput("", "empty body: want a Harbor webhook payload")
+	}
+	if !json.Valid(body) {
+		return nil, syntaxError(body)
+	}
+	if body[0] != '{' {
+		return nil, badInput("", "want a Harbor webhook payload, a JSON object")
+	}
+	var head struct {
+		Type json.RawMessage `json:"type"`
+	}
+	if err := json.Unmarshal(body, &head); err != nil {
+		return nil, jsonInputError("", err)
+	}
+	var typ string
+	if len(head.Type) == 0 || isJSONNull(head.Type) {
+		return nil, badInput("type", "required")
+	}
+	if json.Unmarshal(head.Type, &typ) != nil {
+		return nil, badInput("type", "must be a string")
+	}
+	switch typ {
+	case "":
+		return nil, badInput("type", "required")
+	case harborPushArtifact, harborPullArtifact, harborDeleteArtifact,
+		harborScanningCompleted, harborScanningFailed,
+		harborUploadChart, harborDownloadChart, harborDeleteChart:
+	default:
+		return nil, nil
+	}
+
+	var p harborPayload
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, jsonInputError("", err)
+	}
+	switch {
+	case p.OccurAt <= 0:
+		return nil, badInput("occur_at", "required: the event's time in Unix seconds")
+	case p.OccurAt > maxUnixSeconds:
+		return nil, badInput("occur_at", "out of range: %d is after the year 9999", p.OccurAt)
+	}
+	if p.EventData == nil {
+		return nil, badInput("event_data", "required")
+	}
+	d := p.EventData
+	if (typ == harborScanningCompleted || typ == harborScanningFailed) && d.Scan != nil && d.Scan.ScanType != "" && d.Scan.ScanType != "vulnerability" {
+		// An SBOM (or other non-vulnerability) scan: DTR's scan events are
+		// about vulnerabilities.
+		return nil, nil
+	}
+	repo, err := harborRepositoryPath(d.Repository)
+	if err != nil {
+		return nil, err
+	}
+	if len(d.Resources) == 0 {
+		return nil, badInput("event_data.resources", "required")
+	}
+
+	m := harborMapper{
+		typ:    typ,
+		repo:   repo,
+		at:     time.Unix(p.OccurAt, 0).UTC(),
+		author: p.Operator,
+		host:   opts.RegistryHost,
+	}
+	m.ns, m.name = registry.SplitRepository(repo)
+	var out []engine.Event
+	for i, raw := range d.Resources {
+		field := fmt.Sprintf("event_data.resources[%d]", i)
+		if r := bytes.TrimSpace(raw); len(r) == 0 || r[0] != '{' {
+			return nil, badInput(field, "must be a JSON object")
+		}
+		var r harborResource
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return nil, jsonInputError(field, err)
+		}
+		evs, err := m.mapResource(field, &r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs...)
+	}
+	return out, nil
+}
+
+// harborRepositoryPath returns the repository path of the payload:
+// repo_full_name, or namespace/name when it is missing.
+func harborRepositoryPath(r *harborRepository) (string, error) {
+	if r == nil {
+		return "", badInput("event_data.repository", "required")
+	}
+	repo, field := r.RepoFullName, "event_data.repository.repo_full_name"
+	if repo == "" {
+		if r.Namespace == "" || r.Name == "" {
+			return "", badInput(field, "required")
+		}
+		repo = r.Namespace + "/" + r.Name
+	}
+	if !validRepository(repo) {
+		return "", badInput(field, "invalid repository name %q", repo)
+	}
+	return repo, nil
+}
+
+type harborMapper struct {
+	typ      string
+	repo     string
+	ns, name string
+	at       time.Time
+	author   string
+	host     string // opts.RegistryHost
+}
+
+func (m *harborMapper) mapResource(p string, r *harborResource) ([]engine.Event, error) {
+	dgst := r.Digest
+	if dgst != "" && !validDigest(dgst) {
+		return nil, badInput(p+".digest", "invalid digest %q", dgst)
+	}
+	// Harbor puts the digest in tag when the artifact has none.
+	tag := r.Tag
+	if tag == dgst || strings.Contains(tag, ":") {
+		tag = ""
+	}
+	if tag != "" && !validTag(tag) {
+		return nil, badInput(p+".tag", "invalid tag %q", tag)
+	}
+	host := m.resourceHost(r.ResourceURL)
+	byTag := imageName(host, m.repo, ':', tag)
+	byDigest := imageName(host, m.repo, '@', dgst)
+	ns, name, at, author := m.ns, m.name, m.at, m.author
+
+	var out []engine.Event
+	add := func(typ kubehookv1.EventType, contents any) error {
+		e, err := newEvent(typ, m.repo, at, contents)
+		if err == nil {
+			out = append(out, e)
+		}
+		return err
+	}
+	var err error
+	switch m.typ {
+	case harborPushArtifact, harborPullArtifact, harborDeleteArtifact:
+		if dgst == "" {
+			return nil, badInput(p+".digest", "required")
+		}
+		switch m.typ {
+		case harborPushArtifact:
+			if tag != "" {
+				err = add(kubehookv1.TagPush, payload.TagPush{Namespace: ns, Repository: name, Tag: tag, Digest: dgst,
+					ImageName: byTag, Author: author, PushedAt: at})
+			}
+			if err == nil {
+				err = add(kubehookv1.ManifestPush, payload.ManifestPush{Namespace: ns, Repository: name, Digest: dgst,
+					ImageName: byDigest, Author: author})
+			}
+		case harborPullArtifact:
+			if tag != "" {
+				err = add(kubehookv1.TagPull, payload.TagPull{Namespace: ns, Repository: name, Tag: tag, Digest: dgst,
+					ImageName: byTag, Author: author, PulledAt: at})
+			}
+			if err == nil {
+				err = add(kubehookv1.ManifestPull, payload.ManifestPull{Namespace: ns, Repository: name, Digest: dgst,
+					ImageName: byDigest, Author: author, PulledAt: at})
+			}
+		case harborDeleteArtifact:
+			if tag != "" {
+				err = add(kubehookv1.TagDelete, payload.TagDelete{Namespace: ns, Repository: name, Tag: tag, Digest: dgst,
+					ImageName: byTag, Author: author, DeletedAt: at})
+			}
+			if err == nil {
+				err = add(kubehookv1.ManifestDelete, payload.ManifestDelete{Namespace: ns, Repository: name, Digest: dgst,
+					ImageName: byDigest, Author: author, DeletedAt: at})
+			}
+		}
+
+	case harborScanningCompleted, harborScanningFailed:
+		image := byTag
+		if tag == "" {
+			if dgst == "" {
+				return nil, badInput(p+".digest", "required when the resource has no tag")
+			}
+			image = byDigest
+		}
+		key, rep, rerr := harborPickReport(p+".scan_overview", r.ScanOverview)
+		if rerr != nil {
+			return nil, rerr
+		}
+		if m.typ == harborScanningFailed {
+			err = add(kubehookv1.ScanFailed, payload.ScanFailed{Namespace: ns, Repository: name, Tag: tag,
+				ImageName: image, Error: harborScanError(rep)})
+			break
+		}
+		sum, serr := harborScanSummary(fmt.Sprintf("%s.scan_overview[%q]", p, key), rep, at)
+		if serr != nil {
+			return nil, serr
+		}
+		sum.Namespace, sum.Repository, sum.Tag = ns, name, tag
+		err = add(kubehookv1.ScanCompleted, payload.ScanCompleted{Namespace: ns, Repository: name, Tag: tag,
+			ImageName: image, ScanSummary: sum})
+
+	case harborUploadChart, harborDownloadChart, harborDeleteChart:
+		version := r.Tag
+		if version == "" {
+			return nil, badInput(p+".tag", "required: the chart version")
+		}
+		chart := path.Base(m.repo)
+		switch m.typ {
+		case harborUploadChart:
+			err = add(kubehookv1.ChartPush, payload.ChartPush{Namespace: ns, Repository: name, ChartName: chart,
+				ChartVersion: version, Digest: dgst, Author: author, PushedAt: at})
+		case harborDownloadChart:
+			err = add(kubehookv1.ChartPull, payload.ChartPull{Namespace: ns, Repository: name, ChartName: chart,
+				ChartVersion: version, Digest: dgst, Author: author, PulledAt: at})
+		case harborDeleteChart:
+			err = add(kubehookv1.ChartDelete, payload.ChartDelete{Namespace: ns, Repository: name, ChartName: chart,
+				ChartVersion: version, Digest: dgst, Author: author, DeletedAt: at})
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// resourceHost is the registry host of a Harbor resource_url
+// ("harbor.example.com/project/repo:tag", possibly with a scheme), or
+// opts.RegistryHost when the URL is absent or not of that shape (a
+// ChartMuseum URL, for instance).
+func (m *harborMapper) resourceHost(u string) string {
+	if _, rest, ok := strings.Cut(u, "://"); ok {
+		u = rest
+	}
+	for _, sep := range []string{":", "@"} {
+		if i := strings.Index(u, "/"+m.repo+sep); i > 0 && !strings.ContainsAny(u[:i], "/?#@ ") {
+			return u[:i]
+		}
+	}
+	return m.host
+}
+
+// harborPickReport returns the vulnerability report of scan_overview: the
+// first of harborReportMediaTypes present, else the first key in sorted
+// order. An empty overview gives a nil report.
+func harborPickReport(p string, overview map[string]json.RawMessage) (string, *harborReport, error) {
+	if len(overview) == 0 {
+		return "", nil, nil
+	}
+	key := ""
+	for _, mt := range harborReportMediaTypes {
+		if _, ok := overview[mt]; ok {
+			key = mt
+			break
+		}
+	}
+	if key == "" {
+		keys := make([]string, 0, len(overview))
+		for k := range overview {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		key = keys[0]
+	}
+	raw := overview[key]
+	if isJSONNull(raw) {
+		return key, nil, nil
+	}
+	var rep harborReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return "", nil, jsonInputError(fmt.Sprintf("%s[%q]", p, key), err)
+	}
+	return key, &rep, nil
+}
+
+// harborScanSummary maps a Harbor report summary onto DTR's scanSummary.
+//
+// DTR counts issues in CVSS bands: critical CVSS >= 7.0, major 4.0 to 7.0,
+// minor below 4.0. Harbor counts them by severity, whose bands (CVSS v3
+// ratings) are Critical 9.0-10.0, High 7.0-8.9, Medium 4.0-6.9, Low
+// 0.1-3.9. So critical = Critical + High, major = Medium, minor = Low +
+// Negligible (Harbor's name for a theoretical problem, below Low). Unknown
+// (no score) and None are not counted: no DTR band holds them.
+//
+// last_scan_status is 6 (completed) for Harbor's scan_status Success, 0
+// (failed) for Error, 2 (scanning) for Running, 3 (pending) for Pending and
+// Scheduled, 1 (unscanned) for Stopped, and 6 for any other value of a
+// SCANNING_COMPLETED event. A resource with no report (Harbor gave up
+// waiting for it) gets zero counts and 4 (scanned, vulnerabilities not yet
+// checked). check_completed_at is the report's end_time, else occur_at.
+func harborScanSummary(p string, rep *harborReport, occurAt time.Time) (payload.ScanSummary, error) {
+	sum := payload.ScanSummary{LastScanStatus: payload.ScanStatusScanned, CheckCompletedAt: occurAt}
+	if rep == nil {
+		return sum, nil
+	}
+	switch strings.ToLower(rep.ScanStatus) {
+	case "error":
+		sum.LastScanStatus = payload.ScanStatusFailed
+	case "running":
+		sum.LastScanStatus = payload.ScanStatusScanning
+	case "pending", "scheduled":
+		sum.LastScanStatus = payload.ScanStatusPending
+	case "stopped":
+		sum.LastScanStatus = payload.ScanStatusUnscanned
+	default: // "success", or a status this version does not know
+		sum.LastScanStatus = payload.ScanStatusCompleted
+	}
+	if rep.Summary != nil {
+		sevs := make([]string, 0, len(rep.Summary.Summary))
+		for sev := range rep.Summary.Summary {
+			sevs = append(sevs, sev)
+		}
+		slices.Sort(sevs)
+		for _, sev := range sevs {
+			var n int
+			if raw := rep.Summary.Summary[sev]; !isJSONNull(raw) && json.Unmarshal(raw, &n) != nil {
+				return sum, badInput(p+".summary.summary."+sev, "must be a JSON number, a count of vulnerabilities")
+			}
+			if n < 0 {
+				return sum, badInput(p+".summary.summary."+sev, "must not be negative")
+			}
+			switch strings.ToLower(sev) {
+			case "critical", "high":
+				sum.Critical += n
+			case "medium":
+				sum.Major += n
+			case "low", "negligible":
+				sum.Minor += n
+			}
+		}
+	}
+	if rep.EndTime != "" {
+		end, err := time.Parse(time.RFC3339Nano, rep.EndTime)
+		if err != nil {
+			return sum, badInput(p+".end_time", "must be an RFC 3339 timestamp: %q", rep.EndTime)
+		}
+		if !timeInRange(end) {
+			return sum, badInput(p+".end_time", "out of range: %q is not between the years 1 and 9999 in UTC", rep.EndTime)
+		}
+		if !end.IsZero() {
+			sum.CheckCompletedAt = end.UTC()
+		}
+	}
+	return sum, nil
+}
+
+// harborScanError is SCAN_FAILED's error. Harbor sends no reason; the
+// report's status and scanner say what is known.
+func harborScanError(rep *harborReport) string {
+	msg := "vulnerability scan failed"
+	if rep == nil {
+		return msg
+	}
+	var details []string
+	if rep.ScanStatus != "" {
+		details = append(details, "status "+rep.ScanStatus)
+	}
+	if s := rep.Scanner; s != nil && s.Name != "" {
+		details = append(details, strings.TrimSpace("scanner "+s.Name+" "+s.Version))
+	}
+	if len(details) > 0 {
+		msg += " (" + strings.Join(details, ", ") + ")"
+	}
+	return msg
+}
