@@ -1,11 +1,14 @@
 // Package dispatcher moves deliveries from the queue to the sender, one
 // subscription isolated from another, and reports each outcome.
 //
-// Isolation: every subscription has an in-flight limit. A delivery for a
-// subscription at its limit waits in a short per-subscription line, and
-// beyond that is put back in the queue for later; no worker ever waits on a
-// busy subscription, so a slow or dead endpoint holds at most its own limit
-// of workers.
+// Isolation: every subscription has an in-flight limit. When a delivery
+// arrives for a subscription at its limit, the subscription is "parked": its
+// deliveries are moved, once each, to a line of its own in the queue, read
+// by a consumer whose window is the subscription's limit. No worker ever
+// waits on a busy subscription, a slow or dead endpoint holds at most its
+// own limit of workers, and its backlog waits on disk, not in memory and not
+// in front of the other subscriptions. A parked subscription whose line runs
+// empty goes back to the shared consumer.
 package dispatcher
 
 import (
@@ -62,11 +65,6 @@ type Options struct {
 	Concurrency int
 	// PerSubscription bounds the attempts in flight for one subscription.
 	PerSubscription int
-	// WaitingPerSubscription bounds the deliveries held in memory behind a
-	// busy subscription; more are put back in the queue.
-	WaitingPerSubscription int
-	// BusyDelay is how long a delivery put back for a busy subscription waits.
-	BusyDelay time.Duration
 	// GracePeriod is how long in-flight attempts may finish at shutdown.
 	GracePeriod time.Duration
 	// Source is the CloudEvents source attribute.
@@ -74,6 +72,9 @@ type Options struct {
 	// Now and Rand are the clock and jitter source; tests inject them.
 	Now  func() time.Time
 	Rand func() float64
+	// UnparkAfter is how long a parked subscription must be idle before it
+	// returns to the shared consumer.
+	UnparkAfter time.Duration
 	// ProgressInterval is how often a long attempt tells JetStream it is
 	// still in progress; below the queue's ack wait.
 	ProgressInterval time.Duration
@@ -86,12 +87,6 @@ func (o Options) withDefaults() Options {
 	if o.PerSubscription <= 0 {
 		o.PerSubscription = 8
 	}
-	if o.WaitingPerSubscription <= 0 {
-		o.WaitingPerSubscription = 4 * o.PerSubscription
-	}
-	if o.BusyDelay <= 0 {
-		o.BusyDelay = time.Second
-	}
 	if o.GracePeriod <= 0 {
 		o.GracePeriod = 20 * time.Second
 	}
@@ -103,6 +98,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Float64
+	}
+	if o.UnparkAfter <= 0 {
+		o.UnparkAfter = 10 * time.Second
 	}
 	if o.ProgressInterval <= 0 {
 		o.ProgressInterval = 10 * time.Second
@@ -120,8 +118,10 @@ type Dispatcher struct {
 
 	sem chan struct{}
 	wg  sync.WaitGroup
-	// stopping is set once fetching has stopped: no new attempts start.
+	// stopping is set, and stop closed, once fetching has stopped: no new
+	// attempts start.
 	stopping atomic.Bool
+	stop     chan struct{}
 
 	mu   sync.Mutex
 	subs map[types.UID]*subState
@@ -131,10 +131,21 @@ type Dispatcher struct {
 
 // subState is the dispatcher's view of one subscription.
 type subState struct {
+	// slots holds one token per attempt in flight, up to the limit: the
+	// shared consumer takes one only if it is free at once, a parked line's
+	// consumer waits for one (it holds up only its own subscription).
+	slots        chan struct{}
 	inflight     int
-	waiting      []*queue.Msg
 	failingSince time.Time
 	observed     bool
+	// parked is set while the subscription's deliveries go to its own line;
+	// stopParked stops that line's consumer. parkMu orders parking against
+	// unparking, so no delivery is parked without a consumer.
+	parked     bool
+	parkMu     sync.Mutex
+	stopParked func()
+	// parking counts copies on their way to the line, not yet stored.
+	parking atomic.Int64
 }
 
 // New returns a dispatcher; Start runs it.
@@ -143,6 +154,7 @@ func New(q *queue.Queue, reg *registry.Registry, s Sender, r Reporter, o Options
 	return &Dispatcher{
 		queue: q, registry: reg, sender: s, reporter: r, opts: o,
 		sem:  make(chan struct{}, o.Concurrency),
+		stop: make(chan struct{}),
 		subs: map[types.UID]*subState{},
 	}
 }
@@ -154,8 +166,13 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	defer cancelSends()
 	d.sendCtx = sendCtx
 
+	if err := d.resumeParked(ctx); err != nil {
+		return err
+	}
 	err := d.queue.Consume(ctx, d.handle)
 	d.stopping.Store(true)
+	close(d.stop)
+	d.stopParkedLines()
 
 	// Stop: in-flight attempts get the grace period, then are cancelled.
 	finished := make(chan struct{})
@@ -169,7 +186,8 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	return err
 }
 
-// handle runs on the consumer's goroutine: it never waits on a busy subscription.
+// handle runs on the shared consumer's goroutine: it never waits on a busy
+// subscription.
 func (d *Dispatcher) handle(m *queue.Msg) {
 	ctx := d.sendCtx
 	if d.stopping.Load() {
@@ -178,74 +196,181 @@ func (d *Dispatcher) handle(m *queue.Msg) {
 	}
 	sub, ok := d.registry.Get(m.Subscription)
 	if !ok || sub.UID != m.SubscriptionUID || !sub.Active() {
-		// Deleted, recreated, suspended, inactive or no longer permitted.
-		metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultDropped).Inc()
-		if err := m.Drop(ctx); err != nil {
-			log.FromContext(ctx).Error(err, "dropping delivery", "delivery", m.ID)
-		}
+		d.drop(m)
 		return
 	}
-
 	d.mu.Lock()
 	st := d.state(sub.UID)
-	switch {
-	case st.inflight < d.opts.PerSubscription:
-		st.inflight++
-		d.mu.Unlock()
-		d.sem <- struct{}{} // global capacity, shared fairly by the per-subscription limits
-		d.wg.Add(1)
-		go d.work(sub.UID, m)
-	case len(st.waiting) < d.opts.WaitingPerSubscription:
-		st.waiting = append(st.waiting, m)
-		d.mu.Unlock()
-	default:
-		d.mu.Unlock()
-		// Not an attempt: the attempt count stays as it is.
-		if err := m.Retry(ctx, d.opts.Now().Add(d.opts.BusyDelay), m.Attempts); err != nil {
-			log.FromContext(ctx).Error(err, "putting back delivery for a busy subscription", "delivery", m.ID)
+	if !st.parked {
+		select {
+		case st.slots <- struct{}{}:
+			st.inflight++
+			d.mu.Unlock()
+			d.startWorker(sub.UID, st, m)
+			return
+		default:
 		}
+	}
+	d.mu.Unlock()
+	if err := d.park(ctx, sub.UID, st, m); err != nil {
+		log.FromContext(ctx).Error(err, "parking a delivery for a busy subscription; it will come back", "delivery", m.ID)
+	}
+}
+
+// park moves m to the subscription's own line, starting that line's
+// consumer if it is not running.
+func (d *Dispatcher) park(ctx context.Context, uid types.UID, st *subState, m *queue.Msg) error {
+	st.parkMu.Lock()
+	defer st.parkMu.Unlock()
+	if err := d.ensureParkedConsumer(ctx, uid, st); err != nil {
+		return err
+	}
+	st.parking.Add(1)
+	if err := m.Park(func() { st.parking.Add(-1) }); err != nil {
+		st.parking.Add(-1)
+		return err
+	}
+	return nil
+}
+
+// ensureParkedConsumer starts the consumer of uid's line; parkMu is held.
+func (d *Dispatcher) ensureParkedConsumer(ctx context.Context, uid types.UID, st *subState) error {
+	if st.stopParked != nil {
+		return nil
+	}
+	stop, err := d.queue.ConsumeParked(ctx, uid, d.opts.PerSubscription, func(m *queue.Msg) { d.handleParked(uid, st, m) })
+	if err != nil {
+		return err
+	}
+	st.stopParked = stop
+	d.mu.Lock()
+	st.parked = true
+	d.mu.Unlock()
+	return nil
+}
+
+// handleParked runs on a parked line's consumer goroutine: waiting for a
+// free slot here delays only this subscription.
+func (d *Dispatcher) handleParked(uid types.UID, st *subState, m *queue.Msg) {
+	select {
+	case st.slots <- struct{}{}:
+	case <-d.stop:
+	}
+	if d.stopping.Load() {
+		_ = m.Release()
+		return
+	}
+	d.mu.Lock()
+	st.inflight++
+	d.mu.Unlock()
+	d.startWorker(uid, st, m)
+}
+
+func (d *Dispatcher) startWorker(uid types.UID, st *subState, m *queue.Msg) {
+	d.sem <- struct{}{} // global capacity, shared fairly by the per-subscription limits
+	d.wg.Add(1)
+	go d.work(uid, st, m)
+}
+
+func (d *Dispatcher) drop(m *queue.Msg) {
+	// Deleted, recreated, suspended, inactive or no longer permitted.
+	metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultDropped).Inc()
+	if err := m.Drop(d.sendCtx); err != nil {
+		log.FromContext(d.sendCtx).Error(err, "dropping delivery", "delivery", m.ID)
 	}
 }
 
 func (d *Dispatcher) state(uid types.UID) *subState {
 	st := d.subs[uid]
 	if st == nil {
-		st = &subState{}
+		st = &subState{slots: make(chan struct{}, d.opts.PerSubscription)}
 		d.subs[uid] = st
 	}
 	return st
 }
 
-// work attempts m, then the deliveries waiting behind it for the same subscription.
-func (d *Dispatcher) work(uid types.UID, m *queue.Msg) {
+// work makes one attempt, then frees the subscription's slot; the last
+// attempt of a parked subscription checks whether its line ran empty.
+func (d *Dispatcher) work(uid types.UID, st *subState, m *queue.Msg) {
 	defer d.wg.Done()
 	defer func() { <-d.sem }()
-	for m != nil {
-		d.attempt(m)
+	d.attempt(m)
+	d.mu.Lock()
+	<-st.slots
+	st.inflight--
+	idle := st.inflight == 0
+	parked := st.parked
+	if idle && !parked && st.failingSince.IsZero() && d.subs[uid] == st {
+		delete(d.subs, uid)
+	}
+	d.mu.Unlock()
+	if idle && parked && !d.stopping.Load() {
+		// Not at once: a subscription in a burst would flap between the
+		// lines, and each switch costs round trips on the shared consumer.
+		time.AfterFunc(d.opts.UnparkAfter, func() { d.maybeUnpark(uid, st) })
+	}
+}
+
+// maybeUnpark returns a subscription whose line is empty to the shared
+// consumer.
+func (d *Dispatcher) maybeUnpark(uid types.UID, st *subState) {
+	if d.stopping.Load() {
+		return
+	}
+	st.parkMu.Lock()
+	defer st.parkMu.Unlock()
+	d.mu.Lock()
+	busy := st.inflight > 0
+	d.mu.Unlock()
+	if st.stopParked == nil || busy || st.parking.Load() > 0 {
+		return
+	}
+	empty, err := d.queue.ParkedEmpty(d.sendCtx, uid)
+	if err != nil || !empty {
+		return
+	}
+	st.stopParked()
+	st.stopParked = nil
+	d.mu.Lock()
+	st.parked = false
+	d.mu.Unlock()
+}
+
+// resumeParked restarts the lines left parked by an earlier run.
+func (d *Dispatcher) resumeParked(ctx context.Context) error {
+	uids, err := d.queue.ParkedSubscriptions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, uid := range uids {
 		d.mu.Lock()
-		st := d.subs[uid]
-		if d.stopping.Load() {
-			// Shutting down: what has not started stays queued for the next start.
-			for _, w := range st.waiting {
-				_ = w.Release()
-			}
-			st.waiting, m = nil, nil
-			st.inflight--
-			d.mu.Unlock()
-			return
-		}
-		if len(st.waiting) > 0 {
-			m = st.waiting[0]
-			st.waiting[0] = nil
-			st.waiting = st.waiting[1:]
-		} else {
-			m = nil
-			st.inflight--
-			if st.inflight == 0 && st.failingSince.IsZero() {
-				delete(d.subs, uid)
-			}
-		}
+		st := d.state(uid)
 		d.mu.Unlock()
+		st.parkMu.Lock()
+		err := d.ensureParkedConsumer(ctx, uid, st)
+		st.parkMu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stopParkedLines stops every parked line's consumer, at shutdown.
+func (d *Dispatcher) stopParkedLines() {
+	d.mu.Lock()
+	states := make([]*subState, 0, len(d.subs))
+	for _, st := range d.subs {
+		states = append(states, st)
+	}
+	d.mu.Unlock()
+	for _, st := range states {
+		st.parkMu.Lock()
+		if st.stopParked != nil {
+			st.stopParked()
+			st.stopParked = nil
+		}
+		st.parkMu.Unlock()
 	}
 }
 
@@ -256,10 +381,7 @@ func (d *Dispatcher) attempt(m *queue.Msg) {
 	logger := log.FromContext(ctx).WithValues("delivery", m.ID, "subscription", m.Subscription)
 	sub, ok := d.registry.Get(m.Subscription)
 	if !ok || sub.UID != m.SubscriptionUID || !sub.Active() {
-		metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultDropped).Inc()
-		if err := m.Drop(ctx); err != nil {
-			logger.Error(err, "dropping delivery")
-		}
+		d.drop(m)
 		return
 	}
 

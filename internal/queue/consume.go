@@ -2,12 +2,13 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Msg is one fetched delivery. Exactly one of Done, Retry, DeadLetter or
@@ -25,16 +26,7 @@ type Handler func(*Msg)
 // Consume feeds deliveries to h until ctx ends, with at most MaxAckPending
 // of them unfinished at once. Undecodable messages are dead-lettered.
 func (q *Queue) Consume(ctx context.Context, h Handler) error {
-	cc, err := q.consumer.Consume(func(raw jetstream.Msg) {
-		d, err := decode(raw.Subject(), raw.Headers(), raw.Data())
-		m := &Msg{Delivery: d, q: q, raw: raw}
-		if err != nil {
-			m.Delivery = &Delivery{}
-			_ = m.deadLetter(context.Background(), raw.Subject(), raw.Headers(), fmt.Sprintf("undecodable delivery: %v", err))
-			return
-		}
-		h(m)
-	}, jetstream.PullMaxMessages(256))
+	cc, err := q.consumer.Consume(q.decoding(h), jetstream.PullMaxMessages(256))
 	if err != nil {
 		return fmt.Errorf("queue: consuming: %w", err)
 	}
@@ -43,6 +35,112 @@ func (q *Queue) Consume(ctx context.Context, h Handler) error {
 	// handlers finish them or the process exits.
 	cc.Stop()
 	return nil
+}
+
+// decoding wraps h: undecodable messages are dead-lettered.
+func (q *Queue) decoding(h Handler) jetstream.MessageHandler {
+	return func(raw jetstream.Msg) {
+		d, err := decode(raw.Subject(), raw.Headers(), raw.Data())
+		m := &Msg{Delivery: d, q: q, raw: raw}
+		if err != nil {
+			m.Delivery = &Delivery{}
+			_ = m.deadLetter(context.Background(), raw.Subject(), raw.Headers(), fmt.Sprintf("undecodable delivery: %v", err))
+			return
+		}
+		h(m)
+	}
+}
+
+// Park moves the delivery to its subscription's own line, where
+// ConsumeParked reads it. It returns without waiting: the copy is published
+// asynchronously and this message acked once JetStream has stored it, so
+// parking costs the caller (the shared consumer) no round trip. If the
+// copy is not stored, this message is handed out again at once. done, if
+// not nil, is called when the copy is stored or has failed.
+func (m *Msg) Park(done func()) error {
+	f, err := m.q.js.PublishMsgAsync(m.message(parkedSubject(m.SubscriptionUID)))
+	if err != nil {
+		return fmt.Errorf("queue: parking %s: %w", m.ID, err)
+	}
+	go func() {
+		select {
+		case <-f.Ok():
+			_ = m.raw.Ack()
+		case <-f.Err():
+			_ = m.raw.Nak()
+		}
+		if done != nil {
+			done()
+		}
+	}()
+	return nil
+}
+
+// ConsumeParked feeds the parked deliveries of one subscription to h, with
+// at most max of them unfinished at once, until stop is called. stop also
+// deletes the line's consumer: a stopped client's pull request would
+// otherwise stay with the server and swallow the next parked deliveries
+// until their ack wait ran out.
+func (q *Queue) ConsumeParked(ctx context.Context, uid types.UID, max int, h Handler) (stop func(), err error) {
+	name := parkedConsumerPrefix + string(uid)
+	c, err := q.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "the parked deliveries of one busy subscription",
+		FilterSubject: parkedSubject(uid),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       q.cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: max,
+		Replicas:      q.cfg.Replicas,
+		// Removed by the server when nobody reads it for a day.
+		InactiveThreshold: 24 * time.Hour,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: parked consumer for %s: %w", uid, err)
+	}
+	cc, err := c.Consume(q.decoding(h), jetstream.PullMaxMessages(max))
+	if err != nil {
+		return nil, fmt.Errorf("queue: consuming parked deliveries of %s: %w", uid, err)
+	}
+	return func() {
+		cc.Stop()
+		del, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = q.stream.DeleteConsumer(del, name)
+	}, nil
+}
+
+// ParkedEmpty reports whether nothing of the subscription is parked, neither
+// waiting nor being attempted.
+func (q *Queue) ParkedEmpty(ctx context.Context, uid types.UID) (bool, error) {
+	c, err := q.stream.Consumer(ctx, parkedConsumerPrefix+string(uid))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return true, nil
+		}
+		return false, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return info.NumPending == 0 && info.NumAckPending == 0, nil
+}
+
+// ParkedSubscriptions returns the UIDs of subscriptions with parked
+// deliveries, so a restarted dispatcher resumes reading them.
+func (q *Queue) ParkedSubscriptions(ctx context.Context) ([]types.UID, error) {
+	info, err := q.stream.Info(ctx, jetstream.WithSubjectFilter(parkedSubjectPrefix+">"))
+	if err != nil {
+		return nil, fmt.Errorf("queue: listing parked deliveries: %w", err)
+	}
+	var uids []types.UID
+	for subject, n := range info.State.Subjects {
+		if uid, ok := subjectUID(subject); ok && n > 0 {
+			uids = append(uids, uid)
+		}
+	}
+	return uids, nil
 }
 
 // Done acks a delivered message: it leaves the queue.
@@ -90,7 +188,11 @@ func (m *Msg) DeadLetter(ctx context.Context, reason string) error {
 }
 
 func (m *Msg) deadLetter(ctx context.Context, subject string, h nats.Header, reason string) error {
-	dl := nats.NewMsg(deadSubjectPrefix + strings.TrimPrefix(subject, deliverySubjectPrefix))
+	uid, ok := subjectUID(subject)
+	if !ok {
+		uid = "unknown"
+	}
+	dl := nats.NewMsg(deadSubjectPrefix + string(uid))
 	for k, v := range h {
 		dl.Header[k] = v
 	}

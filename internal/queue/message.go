@@ -35,6 +35,17 @@ type Delivery struct {
 }
 
 func deliverySubject(uid types.UID) string { return deliverySubjectPrefix + string(uid) }
+func parkedSubject(uid types.UID) string   { return parkedSubjectPrefix + string(uid) }
+
+// subjectUID returns the subscription UID of a delivery or parked subject.
+func subjectUID(subject string) (types.UID, bool) {
+	for _, prefix := range []string{deliverySubjectPrefix, parkedSubjectPrefix} {
+		if uid, ok := strings.CutPrefix(subject, prefix); ok && uid != "" {
+			return types.UID(uid), true
+		}
+	}
+	return "", false
+}
 
 func (d *Delivery) message(subject string) *nats.Msg {
 	m := nats.NewMsg(subject)
@@ -48,13 +59,13 @@ func (d *Delivery) message(subject string) *nats.Msg {
 
 // decode reads a delivery back from a message of the deliveries stream.
 func decode(subject string, h nats.Header, data []byte) (*Delivery, error) {
-	uid, ok := strings.CutPrefix(subject, deliverySubjectPrefix)
-	if !ok || uid == "" {
+	uid, ok := subjectUID(subject)
+	if !ok {
 		return nil, fmt.Errorf("subject %q is not a delivery subject", subject)
 	}
 	d := &Delivery{
 		ID:              h.Get(hdrDeliveryID),
-		SubscriptionUID: types.UID(uid),
+		SubscriptionUID: uid,
 		EventType:       h.Get(hdrEventType),
 		Event:           data,
 	}

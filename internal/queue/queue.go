@@ -7,6 +7,12 @@
 // dead-lettered), so a killed process loses nothing: unacked messages are
 // delivered again after the ack wait.
 //
+// A subscription that cannot keep up has its deliveries moved, once, to its
+// own subject kubehook.parked.<UID>, read by a consumer of its own whose
+// ack-pending window is the subscription's in-flight limit: its backlog then
+// waits in the stream, not in memory, and costs the other subscriptions
+// nothing.
+//
 // A retry is not a negative ack: the next attempt is published as a message
 // schedule (Nats-Schedule "@at <time>") that JetStream itself turns into a new
 // delivery message when it is due, and the current message is acked. Waiting
@@ -34,8 +40,10 @@ const (
 	ConsumerName     = "kubehook-dispatcher"
 
 	deliverySubjectPrefix = "kubehook.deliveries."
+	parkedSubjectPrefix   = "kubehook.parked."
 	retrySubjectPrefix    = "kubehook.retries."
 	deadSubjectPrefix     = "kubehook.dead."
+	parkedConsumerPrefix  = "kubehook-parked-"
 )
 
 // Config says where the queue lives and how it is bounded.
@@ -152,7 +160,7 @@ func (q *Queue) setup(ctx context.Context) error {
 	q.stream, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "kubehook deliveries: one message per event and subscription, removed when acked",
-		Subjects:    []string{deliverySubjectPrefix + ">", retrySubjectPrefix + ">"},
+		Subjects:    []string{deliverySubjectPrefix + ">", parkedSubjectPrefix + ">", retrySubjectPrefix + ">"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    q.cfg.Replicas,
