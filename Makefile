@@ -7,6 +7,7 @@ IMG ?= kubehook:latest
 LOCALBIN ?= $(CURDIR)/bin
 K8SBIN ?= $(LOCALBIN)/k8s
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+CRANE ?= $(LOCALBIN)/crane
 KUBECTL ?= $(K8SBIN)/kubectl
 KUSTOMIZE ?= $(KUBECTL) kustomize
 
@@ -117,13 +118,17 @@ undeploy: $(KUBECTL) ## Remove kubehook from the cluster in KUBECONFIG.
 ##@ Tools
 
 .PHONY: tools
-tools: $(CONTROLLER_GEN) $(K8SBIN)/kube-apiserver $(K8SBIN)/etcd $(KUBECTL) ## Build controller-gen, kube-apiserver, etcd and kubectl into bin/.
+tools: $(CONTROLLER_GEN) $(CRANE) $(K8SBIN)/kube-apiserver $(K8SBIN)/etcd $(KUBECTL) ## Build controller-gen, crane, kube-apiserver, etcd and kubectl into bin/.
 
 TOOLS_MOD = hack/tools/go.mod hack/tools/go.sum
 
 $(CONTROLLER_GEN): $(TOOLS_MOD)
 	@echo "building controller-gen into $@"
 	cd hack/tools && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+
+$(CRANE): $(TOOLS_MOD)
+	@echo "building crane into $@"
+	cd hack/tools && go build -o $@ github.com/google/go-containerregistry/cmd/crane
 
 $(K8SBIN)/kube-apiserver: $(TOOLS_MOD) hack/tools/cmd/kube-apiserver/main.go
 	@echo "building kube-apiserver $(K8S_VERSION) into $@ (the first build takes about 5 minutes; later ones use the Go build cache)"

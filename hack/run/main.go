@@ -9,17 +9,26 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/kubehook/kubehook/internal/app"
 	"github.com/kubehook/kubehook/internal/testenv"
+)
+
+// Loopback addresses of the local demo.
+const (
+	registryAddr = "127.0.0.1:5000"
+	eventsAddr   = "127.0.0.1:8090"
+	receiverAddr = "127.0.0.1:8099"
 )
 
 func main() {
@@ -78,20 +87,47 @@ func run(ctx context.Context, opts app.Options) error {
 	if err := writeKubeconfig(env, kubeconfig); err != nil {
 		return err
 	}
-	kubectl := filepath.Join(root, "bin", "k8s", "kubectl")
-	fmt.Printf(`
-kubehook is starting against a local control plane. In another terminal:
 
-  export KUBECONFIG=%s
-  alias kubectl=%s        # or any kubectl
+	// A registry whose notifications come to kubehook, and a receiver that
+	// prints what kubehook delivers.
+	tokenFile, err := sourceToken(state)
+	if err != nil {
+		return err
+	}
+	token, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return err
+	}
+	opts.DistributionTokenFile, opts.RegistryHost, opts.RegistryURL, opts.EventsAddr = tokenFile, registryAddr, "http://"+registryAddr, eventsAddr
+	reg, err := newLocalRegistry(ctx, registryAddr, filepath.Join(state, "registry"),
+		"http://"+eventsAddr+"/v1/sources/distribution", strings.TrimSpace(string(token)))
+	if err != nil {
+		return err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: app.Scheme})
+	if err != nil {
+		return err
+	}
+	rcv := &receiver{addr: receiverAddr, c: c}
+	bin := filepath.Join(root, "bin")
+	fmt.Printf(`
+kubehook is starting against a local control plane, with a registry on
+%[3]s and a sample receiver on %[4]s. In another terminal:
+
+  export KUBECONFIG=%[1]s
+  alias kubectl=%[2]s/k8s/kubectl        # or any kubectl
   kubectl apply -f config/samples/
   kubectl get whsub -A
-  kubectl explain webhooksubscription.spec
 
-Ctrl-C stops kubehook and the control plane.
+  # push an image to acme/web: the receiver here prints the signed TAG_PUSH
+  tar cf /tmp/hello.tar README.md
+  %[2]s/crane append --insecure --platform linux/amd64 -f /tmp/hello.tar -t %[3]s/acme/web:v1
+  kubectl -n acme get whsub web-tag-push      # LAST-SUCCESS is set
 
-`, kubeconfig, kubectl)
-	return app.Run(ctx, cfg, opts)
+Ctrl-C stops kubehook, the registry and the control plane.
+
+`, kubeconfig, bin, registryAddr, receiverAddr)
+	return app.Run(ctx, cfg, opts, reg, rcv)
 }
 
 // writeKubeconfig writes a cluster-admin kubeconfig for the local control plane.

@@ -234,7 +234,9 @@ func subscriptionHandled(sub *kubehookv1.WebhookSubscription, reg *registry.Regi
 }
 
 // Run starts kubehook against the cluster of cfg and blocks until ctx ends.
-func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+// Extra runnables (the local registry and sample receiver of `make run`)
+// start and stop with the manager.
+func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runnable) error {
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting kubehook", "version", version.Version, "tenancy", o.Tenancy)
 
@@ -267,7 +269,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		PerSubscription: o.InFlightPerSubscription,
 		GracePeriod:     o.ShutdownGracePeriod,
 	})
-	for _, r := range []manager.Runnable{disp, tracker, &gauges{queue: q, registry: reg}} {
+	for _, r := range append([]manager.Runnable{disp, tracker, &gauges{queue: q, registry: reg}}, extra...) {
 		if err := mgr.Add(r); err != nil {
 			return fmt.Errorf("adding the delivery engine: %w", err)
 		}
