@@ -76,7 +76,7 @@ fuzz: ## Run every fuzz target (func Fuzz... in *_test.go) for FUZZTIME each (de
 .PHONY: test
 test: manifests generate vet $(ENVTEST_ASSETS) ## Run every test, envtest included (builds the control plane first if missing).
 	@git diff --quiet -- config api || { echo "generated files are out of date: commit the output of 'make manifests generate'"; git --no-pager diff --stat -- config api; exit 1; }
-	go test ./... -count=1 -timeout 30m
+	go test ./... -p 1 -count=1 -timeout 30m
 
 .PHONY: bench
 bench: $(ENVTEST_ASSETS) ## Run the benchmarks; each prints its figures as "name: value" lines.

@@ -238,7 +238,9 @@ func (d *Dispatcher) ensureParkedConsumer(ctx context.Context, uid types.UID, st
 	if st.stopParked != nil {
 		return nil
 	}
-	stop, err := d.queue.ConsumeParked(ctx, uid, d.opts.PerSubscription, func(m *queue.Msg) { d.handleParked(uid, st, m) })
+	// The line's window is a few times the in-flight limit, so fetching
+	// and acking overlap with attempts; slots still bound the attempts.
+	stop, err := d.queue.ConsumeParked(ctx, uid, 4*d.opts.PerSubscription, func(m *queue.Msg) { d.handleParked(uid, st, m) })
 	if err != nil {
 		return err
 	}
