@@ -87,9 +87,19 @@ type harness struct {
 	queue    *queue.Queue
 	pub      *Publisher
 	outcomes reporter
+	// cancel tells the dispatcher to stop (as SIGTERM would); stop also
+	// waits for it and returns what Start returned.
+	cancel context.CancelFunc
+	stop   func() error
 }
 
 func start(t *testing.T) *harness {
+	return startWith(t, dispatcher.Options{GracePeriod: 5 * time.Second})
+}
+
+// startWith runs the engine on a fresh queue, the sender allowed to reach
+// loopback receivers; it stops when the test ends.
+func startWith(t *testing.T, opts dispatcher.Options) *harness {
 	t.Helper()
 	q, err := queue.Open(context.Background(), queue.Config{DataDir: t.TempDir()})
 	if err != nil {
@@ -98,18 +108,23 @@ func start(t *testing.T) *harness {
 	reg := registry.New()
 	out := make(reporter, 100)
 	s := sender.New(sender.Options{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	d := dispatcher.New(q, reg, s, out, dispatcher.Options{GracePeriod: 5 * time.Second})
+	d := dispatcher.New(q, reg, s, out, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Start(ctx) }()
+	var once sync.Once
+	var stopErr error
+	stop := func() error {
+		once.Do(func() { cancel(); stopErr = <-done })
+		return stopErr
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 		q.Close()
 	})
-	return &harness{reg: reg, queue: q, pub: &Publisher{Registry: reg, Queue: q}, outcomes: out}
+	return &harness{reg: reg, queue: q, pub: &Publisher{Registry: reg, Queue: q}, outcomes: out, cancel: cancel, stop: stop}
 }
 
 func (h *harness) subscribe(name string, t kubehookv1.EventType, key, endpoint string, mod ...func(*registry.Subscription)) *registry.Subscription {
