@@ -80,44 +80,52 @@ func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if what == "" {
 		what = ev.Subject
 	}
-	fmt.Printf("receiver: %-16s %-28s -> /hooks/%s  webhook-id=%s  signature: %s\n",
-		ev.Type, what, name, r.Header.Get("webhook-id"), rv.verify(r.Context(), name, body, r.Header))
+	key, sig := rv.inspect(r.Context(), name, body, r.Header)
+	fmt.Printf("receiver: %-16s %-28s -> /hooks/%s (key %q)  webhook-id=%s  signature: %s\n",
+		ev.Type, what, name, key, r.Header.Get("webhook-id"), sig)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// verify checks the signature against the signing Secret of the
-// subscription named like the path.
-func (rv *receiver) verify(ctx context.Context, name string, body []byte, h http.Header) string {
+// inspect finds the subscription named like the path, and checks the
+// signature against its signing Secret.
+func (rv *receiver) inspect(ctx context.Context, name string, body []byte, h http.Header) (key, signature string) {
+	var subs kubehookv1.WebhookSubscriptionList
+	if err := rv.c.List(ctx, &subs); err != nil {
+		return "?", "not checked: " + err.Error()
+	}
+	for _, s := range subs.Items {
+		if s.Name == name {
+			return s.Spec.Key, rv.verify(ctx, &s, body, h)
+		}
+	}
+	return "?", "not checked: no subscription " + name
+}
+
+// verify checks the signature against the subscription's signing Secret.
+func (rv *receiver) verify(ctx context.Context, s *kubehookv1.WebhookSubscription, body []byte, h http.Header) string {
 	if h.Get("webhook-signature") == "" {
 		return "none (no signingSecretRef)"
 	}
-	var subs kubehookv1.WebhookSubscriptionList
-	if err := rv.c.List(ctx, &subs); err != nil {
+	if s.Spec.SigningSecretRef == nil {
+		return "INVALID: signed, but the subscription has no signing Secret"
+	}
+	var secret corev1.Secret
+	if err := rv.c.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.SigningSecretRef.Name}, &secret); err != nil {
 		return "not checked: " + err.Error()
 	}
-	for _, s := range subs.Items {
-		if s.Name != name || s.Spec.SigningSecretRef == nil {
+	keys := make([]string, 0, len(secret.Data))
+	for k := range secret.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		wh, err := standardwebhooks.NewWebhook(strings.TrimSpace(string(secret.Data[k])))
+		if err != nil {
 			continue
 		}
-		var secret corev1.Secret
-		if err := rv.c.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.SigningSecretRef.Name}, &secret); err != nil {
-			return "not checked: " + err.Error()
+		if wh.Verify(body, h) == nil {
+			return fmt.Sprintf("verified (Secret %s, key %s)", secret.Name, k)
 		}
-		keys := make([]string, 0, len(secret.Data))
-		for k := range secret.Data {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			wh, err := standardwebhooks.NewWebhook(strings.TrimSpace(string(secret.Data[k])))
-			if err != nil {
-				continue
-			}
-			if wh.Verify(body, h) == nil {
-				return fmt.Sprintf("verified (Secret %s, key %s)", secret.Name, k)
-			}
-		}
-		return "INVALID"
 	}
-	return "not checked: no subscription " + name + " with a signing Secret"
+	return "INVALID"
 }
