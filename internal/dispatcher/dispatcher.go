@@ -211,6 +211,9 @@ func (d *Dispatcher) handle(m *queue.Msg) {
 		default:
 		}
 	}
+	// Counted before unlocking, so work does not forget this state while
+	// the delivery is on its way to the line.
+	st.parking.Add(1)
 	d.mu.Unlock()
 	if err := d.park(ctx, sub.UID, st, m); err != nil {
 		log.FromContext(ctx).Error(err, "parking a delivery for a busy subscription; it will come back", "delivery", m.ID)
@@ -223,9 +226,9 @@ func (d *Dispatcher) park(ctx context.Context, uid types.UID, st *subState, m *q
 	st.parkMu.Lock()
 	defer st.parkMu.Unlock()
 	if err := d.ensureParkedConsumer(ctx, uid, st); err != nil {
+		st.parking.Add(-1)
 		return err
 	}
-	st.parking.Add(1)
 	if err := m.Park(func() { st.parking.Add(-1) }); err != nil {
 		st.parking.Add(-1)
 		return err
@@ -302,7 +305,7 @@ func (d *Dispatcher) work(uid types.UID, st *subState, m *queue.Msg) {
 	st.inflight--
 	idle := st.inflight == 0
 	parked := st.parked
-	if idle && !parked && st.failingSince.IsZero() && d.subs[uid] == st {
+	if idle && !parked && st.parking.Load() == 0 && st.failingSince.IsZero() && d.subs[uid] == st {
 		delete(d.subs, uid)
 	}
 	d.mu.Unlock()

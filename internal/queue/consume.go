@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -111,20 +110,14 @@ func (q *Queue) ConsumeParked(ctx context.Context, uid types.UID, max int, h Han
 }
 
 // ParkedEmpty reports whether nothing of the subscription is parked, neither
-// waiting nor being attempted.
+// waiting nor being attempted: parked deliveries stay in the stream until
+// acked, so the subject's message count tells, whatever consumer exists.
 func (q *Queue) ParkedEmpty(ctx context.Context, uid types.UID) (bool, error) {
-	c, err := q.stream.Consumer(ctx, parkedConsumerPrefix+string(uid))
-	if err != nil {
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return true, nil
-		}
-		return false, err
-	}
-	info, err := c.Info(ctx)
+	info, err := q.stream.Info(ctx, jetstream.WithSubjectFilter(parkedSubject(uid)))
 	if err != nil {
 		return false, err
 	}
-	return info.NumPending == 0 && info.NumAckPending == 0, nil
+	return info.State.Subjects[parkedSubject(uid)] == 0, nil
 }
 
 // ParkedSubscriptions returns the UIDs of subscriptions with parked
