@@ -14,11 +14,16 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/dispatcher"
 	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/payload"
+	"github.com/kubehook/kubehook/internal/registry"
 )
 
 // endpoint answers with the queued codes, then 200, and records bodies.
@@ -260,4 +265,52 @@ func TestStatusWritesAreCoalescedUnderLoad(t *testing.T) {
 	t.Logf("%d deliveries in %s, %d status writes", ep.hits.Load(), elapsed.Round(time.Millisecond), n)
 	g.Expect(n).To(BeNumerically("<=", 4), "status writes during 30 s at 1,000 deliveries/s")
 	g.Expect(get(g, sub).Status.LastSuccessfulAt).NotTo(BeNil())
+}
+
+// A reconcile woken by a deactivation may read a cached object older than
+// the reconciler's own last status write. It must neither undo the
+// deactivation in the engine nor write status computed from that object.
+func TestStaleReadNeverUndoesADeactivation(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "acme", nil)
+	sub := newSub(ns, "stale", ns)
+	g.Expect(k8sClient.Create(ctx, sub)).To(Succeed())
+	stale := sub.DeepCopy() // as created: no status, observedGeneration 0
+	waitReady(g, sub, metav1.ConditionTrue, kubehookv1.SucceededReason)
+
+	// An engine of its own, so the suite's manager does not interfere.
+	ownTracker := outcomes.New(time.Hour)
+	ownTracker.Report(dispatcher.Outcome{
+		Subscription: client.ObjectKeyFromObject(sub), UID: sub.UID, At: time.Now(),
+		StatusCode: http.StatusGone, Message: "HTTP 410", Deactivated: true,
+	})
+	staleClient := interceptor.NewClient(k8sClient, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if w, ok := obj.(*kubehookv1.WebhookSubscription); ok && key == client.ObjectKeyFromObject(sub) {
+				stale.DeepCopyInto(w)
+				return nil
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	r := &WebhookSubscriptionReconciler{
+		Client: staleClient, SecretReader: k8sClient, Recorder: events.NewFakeRecorder(10),
+		Registry: registry.New(), Outcomes: ownTracker, Tenancy: true,
+	}
+	res, err := r.Reconcile(ctx, reqFor(ns, sub.Name))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.RequeueAfter).To(BeNumerically(">", 0), "a conflicting status patch runs again")
+	st, ok := ownTracker.Get(client.ObjectKeyFromObject(sub))
+	g.Expect(ok).To(BeTrue())
+	g.Expect(st.Deactivated).To(BeTrue(), "the engine's deactivation survives the stale read")
+	g.Expect(get(g, sub).Status.Inactive).To(BeFalse(), "nothing was written from the stale object")
+
+	// Once the read is current, the deactivation is written.
+	r.Client = k8sClient
+	_, err = r.Reconcile(ctx, reqFor(ns, sub.Name))
+	g.Expect(err).NotTo(HaveOccurred())
+	got := get(g, sub)
+	g.Expect(got.Status.Inactive).To(BeTrue())
+	g.Expect(apimeta.FindStatusCondition(got.Status.Conditions, kubehookv1.ReadyCondition).Reason).To(Equal(kubehookv1.InactiveReason))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,6 +27,10 @@ import (
 	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/registry"
 )
+
+// conflictRequeueAfter is how long a reconcile whose status patch met a
+// newer object waits for the cache to catch up.
+const conflictRequeueAfter = 100 * time.Millisecond
 
 // ControllerName names the controller in logs, metrics and Events.
 const ControllerName = "webhooksubscription"
@@ -74,6 +79,12 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	base := obj.DeepCopy()
 	defer func() {
 		if err := r.patchStatus(ctx, base, obj); err != nil {
+			if apierrors.IsConflict(err) {
+				// The cache was behind: run again on the newer object.
+				log.FromContext(ctx).V(1).Info("status patch conflicted; reconciling again")
+				result, retErr = ctrl.Result{RequeueAfter: conflictRequeueAfter}, nil
+				return
+			}
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}
 	}()
@@ -108,8 +119,10 @@ func (r *WebhookSubscriptionReconciler) reconcile(ctx context.Context, obj *kube
 		r.checkSpec,
 		r.checkTenancy,
 		r.resolveSecrets,
-		r.applyDeliveryStatus,
+		// Reactivation is judged on the status as stored, before the
+		// engine's outcomes are folded in.
 		r.applyInactive,
+		r.applyDeliveryStatus,
 		r.testDelivery,
 	} {
 		if err := phase(ctx, obj, entry); err != nil {
@@ -192,9 +205,16 @@ func (r *WebhookSubscriptionReconciler) patchStatus(ctx context.Context, base, o
 	if statusEqual(&base.Status, &obj.Status) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+	// Optimistic lock: a status computed from a stale cached object (the
+	// reconciler's own last write not seen yet) must not overwrite newer
+	// status, such as a deactivation or a handled test.
+	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	if err := r.Status().Patch(ctx, obj, patch); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
+		}
+		if apierrors.IsConflict(err) {
+			return err
 		}
 		return fmt.Errorf("patching status: %w", err)
 	}

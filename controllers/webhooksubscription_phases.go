@@ -146,8 +146,9 @@ func (r *WebhookSubscriptionReconciler) secretData(ctx context.Context, entry *r
 }
 
 // applyDeliveryStatus copies what the engine observed of deliveries into
-// status. The tracker coalesces outcomes, so this runs at most once per sync
-// period per subscription, plus once per transition.
+// status, and the inactive verdict into the entry. The tracker coalesces
+// outcomes, so this runs at most once per sync period per subscription, plus
+// once per transition.
 func (r *WebhookSubscriptionReconciler) applyDeliveryStatus(_ context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
 	st := &obj.Status
 	if r.Outcomes != nil {
@@ -175,6 +176,7 @@ func (r *WebhookSubscriptionReconciler) applyDeliveryStatus(_ context.Context, o
 	if st.FailingSince != nil {
 		entry.FailingSince = st.FailingSince.Time
 	}
+	entry.Inactive = st.Inactive
 	return nil
 }
 
@@ -193,8 +195,10 @@ func metaTime(t time.Time) *metav1.Time {
 	return &mt
 }
 
-// applyInactive carries the engine's inactive verdict into the entry, and
-// clears it when the spec changed or kubehook.io/reactivate has a new value.
+// applyInactive clears a stored inactive verdict when the spec changed or
+// kubehook.io/reactivate has a new value. It runs before the engine's
+// outcomes are applied, so it only ever reactivates what status recorded as
+// inactive: a deactivation not yet written is never mistaken for an old one.
 func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
 	st := &obj.Status
 	reactivate := obj.Annotations[kubehookv1.ReactivateAnnotation]
@@ -208,7 +212,6 @@ func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *ku
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Reactivated", "Reactivate", "subscription reactivated")
 	}
 	st.LastHandledReactivate = reactivate
-	entry.Inactive = st.Inactive
 	return nil
 }
 
