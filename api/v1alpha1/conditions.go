@@ -13,6 +13,11 @@ const (
 	TestAnnotation = "kubehook.io/test"
 	// ReactivateAnnotation: a new value makes an inactive subscription active again.
 	ReactivateAnnotation = "kubehook.io/reactivate"
+	// AuthorIDAnnotation holds the creator's Kubernetes user UID (the name
+	// when the user has none); the DTR API shows it as authorID.
+	AuthorIDAnnotation = "kubehook.io/author-id"
+	// AuthorAnnotation holds the creator's Kubernetes user name.
+	AuthorAnnotation = "kubehook.io/author"
 )
 
 // Condition types, following kstatus: Ready always; Reconciling and Stalled

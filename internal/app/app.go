@@ -28,6 +28,7 @@ import (
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/controllers"
 	"github.com/kubehook/kubehook/internal/dispatcher"
+	"github.com/kubehook/kubehook/internal/dtrapi"
 	"github.com/kubehook/kubehook/internal/engine"
 	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/queue"
@@ -75,6 +76,11 @@ type Options struct {
 	RegistryHost              string
 	RegistryURL               string
 	RegistryCredentialsSecret string
+
+	// DTR API
+	APIAddr        string
+	APITLSCertFile string
+	APITLSKeyFile  string
 }
 
 // BindFlags registers the options as flags, with their defaults.
@@ -103,6 +109,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.SourceTokensSecret, "source-tokens-secret", "", "Secret <namespace>/<name> whose keys distribution, harbor and events hold each source's tokens (one per line), re-read every 30s; accepted besides the token files. A source with no token refuses every request.")
 	fs.StringVar(&o.RegistryHost, "registry-host", "", "Registry host (and port) used in the imageName of events, e.g. registry.example.com; empty uses the host the registry request carried.")
 	fs.StringVar(&o.RegistryURL, "registry-url", "", "Registry URL (https://registry.example.com, or http:// for a plain-http registry) from which os and architecture of pushed images are read; empty leaves them out.")
+	fs.StringVar(&o.APIAddr, "api-bind-address", ":8091", "Address the DTR-compatible webhook API (/api/v0/webhooks...) binds to; 0 turns it off. Callers authenticate with Kubernetes tokens; served by every replica.")
+	fs.StringVar(&o.APITLSCertFile, "api-tls-cert-file", "", "PEM certificate to serve the DTR API over HTTPS (with --api-tls-key-file); without it, put TLS in front (an Ingress), since callers send tokens.")
+	fs.StringVar(&o.APITLSKeyFile, "api-tls-key-file", "", "PEM private key of --api-tls-cert-file.")
 	fs.StringVar(&o.RegistryCredentialsSecret, "registry-credentials-secret", "", "Secret <namespace>/<name> with credentials for --registry-url: a kubernetes.io/dockerconfigjson Secret, or username and password keys (kubernetes.io/basic-auth).")
 }
 
@@ -293,6 +302,29 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		}
 		if err := mgr.Add(srv); err != nil {
 			return fmt.Errorf("adding the sources server: %w", err)
+		}
+	}
+
+	if o.APIAddr != "0" {
+		if err := dtrapi.IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
+			return fmt.Errorf("indexing subscriptions for the DTR API: %w", err)
+		}
+		api, err := dtrapi.New(dtrapi.Options{
+			Addr:        o.APIAddr,
+			TLSCertFile: o.APITLSCertFile,
+			TLSKeyFile:  o.APITLSKeyFile,
+			Config:      cfg,
+			Scheme:      Scheme,
+			Mapper:      mgr.GetRESTMapper(),
+			Cache:       mgr.GetClient(),
+			Sender:      snd,
+			Log:         ctrl.Log.WithName("dtr-api"),
+		})
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(api); err != nil {
+			return fmt.Errorf("adding the DTR API server: %w", err)
 		}
 	}
 

@@ -1,0 +1,144 @@
+package dtrapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/tenancy"
+)
+
+// candidate is a namespace whose tenancy rules allow a key. specific is
+// false when it allows the key only through "*".
+type candidate struct {
+	name     string
+	specific bool
+}
+
+// candidates returns the namespaces that may hold a subscription to key,
+// by the tenancy rules: the namespace named after the key's registry
+// namespace (when it has no kubehook.io/registry-namespaces annotation),
+// namespaces whose annotation lists it, and namespaces annotated "*" (the
+// only ones for the empty key).
+func candidates(namespaces []nsMeta, key string) []candidate {
+	regNS, _ := registry.SplitRepository(key)
+	var out []candidate
+	for _, ns := range namespaces {
+		names, all := tenancy.Allowed(ns.name, ns.annotations)
+		switch {
+		case key != "" && slices.Contains(names, regNS):
+			out = append(out, candidate{name: ns.name, specific: true})
+		case all:
+			out = append(out, candidate{name: ns.name})
+		}
+	}
+	return out
+}
+
+type nsMeta struct {
+	name        string
+	annotations map[string]string
+}
+
+// place chooses the Kubernetes namespace of a new subscription to key: a
+// candidate namespace where the caller may create subscriptions, the
+// specific ones before those allowing every key. want, from the
+// ?namespace= query parameter, settles a choice between several.
+func (s *Server) place(ctx context.Context, key, want string) (string, *apiError) {
+	metas, err := s.access.namespaces(ctx)
+	if err != nil {
+		return "", unavailable(err)
+	}
+	all := make([]nsMeta, len(metas))
+	for i, m := range metas {
+		all[i] = nsMeta{name: m.Name, annotations: m.Annotations}
+	}
+	cands := candidates(all, key)
+	if len(cands) == 0 {
+		return "", noNamespaceFor(key)
+	}
+	if want != "" {
+		for _, c := range cands {
+			if c.name == want {
+				cands = []candidate{c}
+				break
+			}
+		}
+		if len(cands) != 1 || cands[0].name != want {
+			return "", &apiError{status: http.StatusForbidden, code: CodeNotAuthorized,
+				message: fmt.Sprintf("namespace %q may not hold subscriptions to key %q (%s)", want, key, tenancyHint(key))}
+		}
+	}
+
+	var permitted []candidate
+	var reasons []string
+	for _, c := range cands {
+		ok, reason, err := s.access.allowed(ctx, "create", c.name)
+		if err != nil {
+			return "", unavailable(err)
+		}
+		if ok {
+			permitted = append(permitted, c)
+		} else if reason != "" {
+			reasons = append(reasons, reason)
+		}
+	}
+	if len(permitted) == 0 {
+		u, _ := callerFrom(ctx)
+		msg := fmt.Sprintf("user %q may not create webhooksubscriptions in %s, the namespace(s) that may use key %q",
+			u.UserName, quoteAll(cands), key)
+		if len(reasons) > 0 {
+			msg += ": " + strings.Join(reasons, "; ")
+		}
+		return "", &apiError{status: http.StatusForbidden, code: CodeNotAuthorized, message: msg}
+	}
+	best := permitted[:0:0]
+	for _, c := range permitted {
+		if c.specific {
+			best = append(best, c)
+		}
+	}
+	if len(best) == 0 {
+		best = permitted
+	}
+	if len(best) > 1 {
+		return "", &apiError{status: http.StatusBadRequest, code: CodeAmbiguousNamespace,
+			message: fmt.Sprintf("key %q may live in namespaces %s; choose one with ?namespace=<name>", key, quoteAll(best)),
+			detail:  map[string]any{"namespaces": names(best)}}
+	}
+	return best[0].name, nil
+}
+
+func noNamespaceFor(key string) *apiError {
+	return &apiError{status: http.StatusForbidden, code: CodeNotAuthorized,
+		message: fmt.Sprintf("no Kubernetes namespace may hold subscriptions to key %q (%s)", key, tenancyHint(key))}
+}
+
+func tenancyHint(key string) string {
+	if key == "" {
+		return fmt.Sprintf("the empty key needs a namespace annotated %s: %q", kubehookv1.RegistryNamespacesAnnotation, tenancy.Wildcard)
+	}
+	regNS, _ := registry.SplitRepository(key)
+	return fmt.Sprintf("registry namespace %q is used from the namespace of the same name, or from namespaces whose %s annotation lists it",
+		regNS, kubehookv1.RegistryNamespacesAnnotation)
+}
+
+func names(cs []candidate) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.name
+	}
+	return out
+}
+
+func quoteAll(cs []candidate) string {
+	q := make([]string, len(cs))
+	for i, c := range cs {
+		q[i] = fmt.Sprintf("%q", c.name)
+	}
+	return strings.Join(q, ", ")
+}
