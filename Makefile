@@ -23,7 +23,7 @@ K8S_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 # unless the user points KUBEBUILDER_ASSETS at binaries of their own.
 ifeq ($(origin KUBEBUILDER_ASSETS),undefined)
 KUBEBUILDER_ASSETS := $(K8SBIN)
-ENVTEST_ASSETS := $(K8SBIN)/kube-apiserver $(K8SBIN)/etcd
+ENVTEST_ASSETS := $(K8SBIN)/kube-apiserver $(K8SBIN)/etcd $(KUBECTL)
 endif
 export KUBEBUILDER_ASSETS
 

@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
@@ -18,6 +19,9 @@ import (
 // share it freely and persist nothing.
 var k8sClient client.Client
 
+// adminCfg is envtest's admin config, for tests that make users of their own.
+var adminCfg *rest.Config
+
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
 }
@@ -28,6 +32,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	adminCfg = cfg
 	defer func() {
 		if err := env.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)

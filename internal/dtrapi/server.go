@@ -32,7 +32,9 @@ import (
 // kubehook reviews callers' tokens and acts as them:
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups="",resources=users;groups;serviceaccounts,verbs=impersonate
-// +kubebuilder:rbac:groups=authentication.k8s.io,resources=uids;userextras/*,verbs=impersonate
+// (RBAC has no "userextras/*" wildcard: "*" in this group covers uids and
+// every userextras/<key>, the only resources impersonation checks here.)
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=*,verbs=impersonate
 
 // Options configure the DTR API server.
 type Options struct {
