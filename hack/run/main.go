@@ -28,6 +28,7 @@ import (
 const (
 	registryAddr = "127.0.0.1:5000"
 	eventsAddr   = "127.0.0.1:8090"
+	apiAddr      = "127.0.0.1:8091"
 	receiverAddr = "127.0.0.1:8099"
 )
 
@@ -37,6 +38,7 @@ func main() {
 	// Local runs bind to loopback only.
 	_ = flag.Set("metrics-bind-address", "127.0.0.1:8080")
 	_ = flag.Set("health-probe-bind-address", "127.0.0.1:8081")
+	_ = flag.Set("api-bind-address", apiAddr)
 	// Local examples deliver to receivers on this machine.
 	_ = flag.Set("allow-endpoint-cidrs", "127.0.0.0/8,::1/128")
 	_ = flag.Set("data-dir", filepath.Join("bin", "local", "data"))
@@ -108,6 +110,9 @@ func run(ctx context.Context, opts app.Options) error {
 	if err != nil {
 		return err
 	}
+	if err := installAccess(ctx, c, root); err != nil {
+		return fmt.Errorf("installing the ClusterRoles and the author policy: %w", err)
+	}
 	rcv := &receiver{addr: receiverAddr, c: c}
 	bin := filepath.Join(root, "bin")
 	fmt.Printf(`
@@ -124,9 +129,18 @@ kubehook is starting against a local control plane, with a registry on
   %[2]s/crane append --insecure --platform linux/amd64 -f /tmp/hello.tar -t %[3]s/acme/web:v1
   kubectl -n acme get whsub web-tag-push      # LAST-SUCCESS is set
 
+  # the DTR API on %[5]s, as a user who may edit subscriptions in acme
+  kubectl -n acme create serviceaccount dtr-user
+  kubectl -n acme create rolebinding dtr-user --serviceaccount=acme:dtr-user \
+    --clusterrole=kubehook-webhooksubscription-editor-role
+  TOKEN=$(kubectl -n acme create token dtr-user)
+  curl -u dtr-user:$TOKEN -X POST "http://%[5]s/api/v0/webhooks" -H "content-type: application/json" \
+    -d '{"type": "TAG_PUSH", "key": "acme/web", "endpoint": "http://%[4]s/hooks/from-dtr-api"}'
+  curl -u dtr-user:$TOKEN "http://%[5]s/api/v0/webhooks"
+
 Ctrl-C stops kubehook, the registry and the control plane.
 
-`, kubeconfig, bin, registryAddr, receiverAddr)
+`, kubeconfig, bin, registryAddr, receiverAddr, apiAddr)
 	return app.Run(ctx, cfg, opts, reg, rcv)
 }
 
