@@ -35,7 +35,9 @@ import (
 	. "github.com/onsi/gomega"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"go.uber.org/zap/zapcore"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -246,7 +248,7 @@ func TestRegistryEventsAreDelivered(t *testing.T) {
 	token := hex.EncodeToString(tokenBytes)
 	tokenFile := filepath.Join(dir, "distribution-token")
 	g.Expect(os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)).To(Succeed())
-	registryAddr, eventsAddr := freeAddr(t), freeAddr(t)
+	registryAddr, eventsAddr, apiAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 
 	var opts app.Options
 	fs := flag.NewFlagSet("kubehook", flag.ContinueOnError)
@@ -262,6 +264,7 @@ func TestRegistryEventsAreDelivered(t *testing.T) {
 		"--status-sync-period=10s",
 		"--shutdown-grace-period=2s",
 		"--events-bind-address=" + eventsAddr,
+		"--api-bind-address=" + apiAddr,
 		"--distribution-token-file=" + tokenFile,
 		"--registry-host=" + registryAddr,
 		"--registry-url=http://" + registryAddr,
@@ -506,6 +509,11 @@ func TestRegistryEventsAreDelivered(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 	lap("lastSuccessfulAt set")
 
+	// The DTR API, on its own listener, shows the same subscriptions to a
+	// caller with a ServiceAccount token, lastSuccessfulAt included.
+	checkDTRAPI(t, g, c, apiAddr, ns)
+	lap("DTR API checked")
+
 	// Everything else has arrived: the other key got nothing, and nothing
 	// arrived twice.
 	g.Expect(subs["other-tag-push"].rcv.deliveries()).To(BeEmpty())
@@ -521,4 +529,57 @@ func TestRegistryEventsAreDelivered(t *testing.T) {
 	stopRegistry()
 	registryStopped = true
 	lap("registry stopped")
+}
+
+// checkDTRAPI lists the subscriptions of repository ns/web through the DTR
+// API as a cluster admin ServiceAccount, and compares them with the objects.
+func checkDTRAPI(t *testing.T, g Gomega, c client.Client, apiAddr, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dtr-script"}}
+	g.Expect(c.Create(ctx, sa)).To(Succeed())
+	g.Expect(c.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "dtr-script"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa.Name}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+	})).To(Succeed())
+	tr := &authenticationv1.TokenRequest{}
+	g.Expect(c.SubResource("token").Create(ctx, sa, tr)).To(Succeed())
+
+	var list kubehookv1.WebhookSubscriptionList
+	g.Expect(c.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	want := map[string]kubehookv1.WebhookSubscription{}
+	for _, s := range list.Items {
+		if s.Spec.Key == ns+"/web" {
+			want[string(s.UID)] = s
+		}
+	}
+
+	req, err := http.NewRequest(http.MethodGet, "http://"+apiAddr+"/api/v0/repositories/"+ns+"/web/webhooks", nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Authorization", "Bearer "+tr.Status.Token)
+	resp, err := http.DefaultClient.Do(req)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), string(body))
+	var hooks []struct {
+		ID, Type, Key, Endpoint string
+		LastSuccessfulAt        time.Time
+	}
+	g.Expect(json.Unmarshal(body, &hooks)).To(Succeed())
+	g.Expect(hooks).To(HaveLen(len(want)))
+	for _, h := range hooks {
+		s, ok := want[h.ID]
+		g.Expect(ok).To(BeTrue(), h.ID)
+		g.Expect(h.Type).To(Equal(string(s.Spec.Type)))
+		g.Expect(h.Endpoint).To(Equal(s.Spec.Endpoint))
+		if s.Status.LastSuccessfulAt != nil {
+			g.Expect(h.LastSuccessfulAt.Equal(s.Status.LastSuccessfulAt.Time)).To(BeTrue(), h.ID)
+		}
+		if s.Name == "tag-push" {
+			g.Expect(h.LastSuccessfulAt.IsZero()).To(BeFalse(), "tag-push delivered")
+		}
+	}
 }
