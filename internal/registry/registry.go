@@ -1,6 +1,6 @@
 // Package registry holds the subscriptions the delivery engine delivers to,
-// indexed so that finding the subscriptions for an event is a few map
-// lookups whatever their number.
+// indexed so that finding the subscriptions for an event is at most three
+// lookups in a hash index, whatever their number.
 package registry
 
 import (
@@ -60,66 +60,20 @@ type matchEntry struct {
 	sub *Subscription
 }
 
-// keyNode holds the active subscriptions of one key, of every type. Most
-// keys have one subscription, kept inline in the map slot so a lookup
-// follows no pointer before it finds it.
-type keyNode struct {
-	first matchEntry
-	more  []matchEntry
-}
-
-func (n *keyNode) len() int {
-	if n.first.sub == nil {
-		return 0
-	}
-	return 1 + len(n.more)
-}
-
-func (n *keyNode) add(e matchEntry) {
-	if n.first.sub == nil {
-		n.first = e
-		return
-	}
-	n.more = append(n.more, e)
-}
-
-// remove drops the entry of s and reports whether it was there.
-func (n *keyNode) remove(s *Subscription) bool {
-	if n.first.sub == s {
-		if len(n.more) == 0 {
-			n.first = matchEntry{}
-			return true
-		}
-		last := len(n.more) - 1
-		n.first, n.more[last] = n.more[last], matchEntry{}
-		n.more = n.more[:last]
-		return true
-	}
-	for i, e := range n.more {
-		if e.sub == s {
-			last := len(n.more) - 1
-			n.more[i], n.more[last] = n.more[last], matchEntry{}
-			n.more = n.more[:last]
-			return true
-		}
-	}
-	return false
-}
-
 // Registry is a concurrency-safe set of subscriptions with a matcher.
 type Registry struct {
 	mu   sync.RWMutex
 	byID map[types.NamespacedName]*Subscription
 	// byKey indexes active subscriptions by key; an event looks up at most
 	// three keys (repository, namespace, global).
-	byKey map[string]keyNode
+	byKey keyIndex
 }
 
 // New returns an empty registry.
 func New() *Registry {
 	return &Registry{
 		byID:  map[types.NamespacedName]*Subscription{},
-		byKey: map[string]keyNode{},
+		byKey: newKeyIndex(),
 	}
 }
 
@@ -143,10 +97,7 @@ func (r *Registry) Upsert(s *Subscription) {
 	if !s.Active() {
 		return
 	}
-	k := s.Key
-	n := r.byKey[k]
-	n.add(matchEntry{t: typeIndex[s.Type], sub: s})
-	r.byKey[k] = n
+	r.byKey.add(s.Key, matchEntry{t: typeIndex[s.Type], sub: s})
 }
 
 // Remove drops the entry with the given ID, if any, and reports whether there was one.
@@ -163,16 +114,7 @@ func (r *Registry) Remove(id types.NamespacedName) bool {
 }
 
 func (r *Registry) unindex(s *Subscription) {
-	k := s.Key
-	n, ok := r.byKey[k]
-	if !ok || !n.remove(s) {
-		return
-	}
-	if n.len() == 0 {
-		delete(r.byKey, k)
-	} else {
-		r.byKey[k] = n
-	}
+	r.byKey.remove(s.Key, s)
 }
 
 // Deactivate marks the current entry of id inactive, if it is still the
@@ -240,16 +182,18 @@ func (r *Registry) Match(t kubehookv1.EventType, repo string) []*Subscription {
 	defer r.mu.RUnlock()
 	var out []*Subscription
 	collect := func(key string) {
-		n, ok := r.byKey[key]
-		if !ok {
+		s := r.byKey.find(key)
+		if s == nil {
 			return
 		}
-		if e := n.first; e.t == want || e.t == also {
+		if e := s.first; e.t == want || e.t == also {
 			out = append(out, e.sub)
 		}
-		for _, e := range n.more {
-			if e.t == want || e.t == also {
-				out = append(out, e.sub)
+		if s.ext != nil {
+			for _, e := range s.ext.more {
+				if e.t == want || e.t == also {
+					out = append(out, e.sub)
+				}
 			}
 		}
 	}

@@ -108,8 +108,8 @@ func TestUpsertReplacesAndRemoveDrops(t *testing.T) {
 	if r.Remove(types.NamespacedName{Namespace: "ns", Name: "a"}) {
 		t.Fatal("second Remove reported an entry")
 	}
-	if got := r.Match(kubehookv1.TagPush, "globex/app"); len(got) != 0 || r.Len() != 0 || len(r.byKey) != 0 {
-		t.Fatalf("entry left behind: match=%v len=%d index=%d", names(got), r.Len(), len(r.byKey))
+	if got := r.Match(kubehookv1.TagPush, "globex/app"); len(got) != 0 || r.Len() != 0 || r.byKey.count != 0 {
+		t.Fatalf("entry left behind: match=%v len=%d index=%d", names(got), r.Len(), r.byKey.count)
 	}
 }
 
