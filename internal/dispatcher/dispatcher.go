@@ -20,9 +20,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/payload"
 	"github.com/kubehook/kubehook/internal/queue"
@@ -146,6 +148,8 @@ type subState struct {
 	stopParked func()
 	// parking counts copies on their way to the line, not yet stored.
 	parking atomic.Int64
+	// unpark fires UnparkAfter after the parked line last went idle.
+	unpark *time.Timer
 }
 
 // New returns a dispatcher; Start runs it.
@@ -304,16 +308,20 @@ func (d *Dispatcher) work(uid types.UID, st *subState, m *queue.Msg) {
 	<-st.slots
 	st.inflight--
 	idle := st.inflight == 0
-	parked := st.parked
-	if idle && !parked && st.parking.Load() == 0 && st.failingSince.IsZero() && d.subs[uid] == st {
+	if idle && !st.parked && st.parking.Load() == 0 && st.failingSince.IsZero() && d.subs[uid] == st {
 		delete(d.subs, uid)
 	}
-	d.mu.Unlock()
-	if idle && parked && !d.stopping.Load() {
+	if idle && st.parked && !d.stopping.Load() {
 		// Not at once: a subscription in a burst would flap between the
 		// lines, and each switch costs round trips on the shared consumer.
-		time.AfterFunc(d.opts.UnparkAfter, func() { d.maybeUnpark(uid, st) })
+		// One timer per subscription, pushed back by every idle moment.
+		if st.unpark == nil {
+			st.unpark = time.AfterFunc(d.opts.UnparkAfter, func() { d.maybeUnpark(uid, st) })
+		} else {
+			st.unpark.Reset(d.opts.UnparkAfter)
+		}
 	}
+	d.mu.Unlock()
 }
 
 // maybeUnpark returns a subscription whose line is empty to the shared
@@ -383,7 +391,10 @@ func (d *Dispatcher) stopParkedLines() {
 // success, rescheduled on failure, dead-lettered when exhausted.
 func (d *Dispatcher) attempt(m *queue.Msg) {
 	ctx := d.sendCtx
-	logger := log.FromContext(ctx).WithValues("delivery", m.ID, "subscription", m.Subscription)
+	// Built only when there is something to log: attempts are the hot path.
+	logger := func() logr.Logger {
+		return log.FromContext(ctx).WithValues("delivery", m.ID, "subscription", m.Subscription)
+	}
 	sub, ok := d.registry.Get(m.Subscription)
 	if !ok || sub.UID != m.SubscriptionUID || !sub.Active() {
 		d.drop(m)
@@ -395,7 +406,7 @@ func (d *Dispatcher) attempt(m *queue.Msg) {
 		// The queue only holds what a source accepted; this is a bug, kept for replay.
 		metrics.DeadLettersTotal.Inc()
 		if err := m.DeadLetter(ctx, err.Error()); err != nil {
-			logger.Error(err, "dead-lettering unrenderable delivery")
+			logger().Error(err, "dead-lettering unrenderable delivery")
 		}
 		return
 	}
@@ -415,7 +426,7 @@ func (d *Dispatcher) attempt(m *queue.Msg) {
 		d.setFailingSince(sub, time.Time{})
 		metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultSuccess).Inc()
 		if err := m.Done(ctx); err != nil {
-			logger.Error(err, "acking delivered message; it may be delivered again")
+			logger().Error(err, "acking delivered message; it may be delivered again")
 		}
 		d.reporter.Report(out)
 		return
@@ -446,7 +457,7 @@ func (d *Dispatcher) attempt(m *queue.Msg) {
 		err = m.Retry(ctx, now.Add(delay), out.Attempts)
 	}
 	if err != nil {
-		logger.Error(err, "finishing failed delivery; it will be attempted again")
+		logger().Error(err, "finishing failed delivery; it will be attempted again")
 	}
 	if !out.Deactivated {
 		d.reporter.Report(out)
@@ -474,6 +485,10 @@ func (d *Dispatcher) setFailingSince(sub *registry.Subscription, at time.Time) t
 }
 
 func (d *Dispatcher) render(sub *registry.Subscription, m *queue.Msg) ([]byte, string, error) {
+	// The queue holds the DTR body itself (engine.Publisher encodes it).
+	if f := sub.PayloadFormat; (f == kubehookv1.PayloadFormatDTR || f == "") && json.Valid(m.Event) {
+		return m.Event, payload.ContentTypeDTR, nil
+	}
 	var ev payload.Event
 	if err := json.Unmarshal(m.Event, &ev); err != nil {
 		return nil, "", fmt.Errorf("decoding queued event: %w", err)
@@ -482,19 +497,26 @@ func (d *Dispatcher) render(sub *registry.Subscription, m *queue.Msg) ([]byte, s
 }
 
 // keepInProgress extends the message's ack wait while a slow attempt runs.
+// A timer, not a goroutine: most attempts end long before it fires.
 func (d *Dispatcher) keepInProgress(m *queue.Msg) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(d.opts.ProgressInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = m.InProgress()
-			}
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock() // the callback reads t
+	defer mu.Unlock()
+	t = time.AfterFunc(d.opts.ProgressInterval, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
-	return func() { close(done) }
+		_ = m.InProgress()
+		t.Reset(d.opts.ProgressInterval)
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+	}
 }

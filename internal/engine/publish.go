@@ -5,7 +5,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/nats-io/nuid"
@@ -39,17 +38,24 @@ type Publisher struct {
 func (p *Publisher) Publish(ctx context.Context, events ...Event) (int, error) {
 	var deliveries []queue.Delivery
 	for _, ev := range events {
+		// Encoded once per event (and once more under REPO_EVENT), shared by
+		// its deliveries.
+		var encoded [2][]byte
 		for _, sub := range p.Registry.Match(ev.Payload.Type, ev.Repository) {
-			body := ev.Payload
+			body, slot := ev.Payload, 0
 			// REPO_EVENT subscribers get the repository events under their
 			// own type, with contents.event naming which.
 			if sub.Type == kubehookv1.RepoEvent {
-				body.Type = kubehookv1.RepoEvent
+				body.Type, slot = kubehookv1.RepoEvent, 1
 			}
-			data, err := json.Marshal(body)
-			if err != nil {
-				return 0, fmt.Errorf("encoding %s event: %w", ev.Payload.Type, err)
+			if encoded[slot] == nil {
+				data, err := body.MarshalJSON()
+				if err != nil {
+					return 0, fmt.Errorf("encoding %s event: %w", ev.Payload.Type, err)
+				}
+				encoded[slot] = data
 			}
+			data := encoded[slot]
 			deliveries = append(deliveries, queue.Delivery{
 				ID:              "msg_" + nuid.Next(),
 				Subscription:    sub.ID,

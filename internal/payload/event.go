@@ -7,6 +7,7 @@
 package payload
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -32,17 +33,45 @@ type Event struct {
 }
 
 // MarshalJSON writes the wrapper with its fields in the DTR order (type,
-// createdAt, contents) and createdAt in UTC.
+// createdAt, contents) and createdAt in UTC, contents compacted (and
+// checked). It is on every event's path, so it appends rather than
+// reflects; call it directly: json.Marshal would check and compact its
+// output once more.
 func (e Event) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		Type      kubehookv1.EventType `json:"type"`
-		CreatedAt string               `json:"createdAt"`
-		Contents  json.RawMessage      `json:"contents"`
-	}{
-		Type:      e.Type,
-		CreatedAt: e.CreatedAt.UTC().Format(time.RFC3339Nano),
-		Contents:  e.Contents,
-	})
+	contents := e.Contents
+	if len(contents) == 0 {
+		contents = json.RawMessage("null")
+	}
+	b := make([]byte, 0, len(contents)+96)
+	b = append(b, `{"type":`...)
+	if plainType(e.Type) {
+		b = append(append(append(b, '"'), e.Type...), '"')
+	} else {
+		t, err := json.Marshal(string(e.Type))
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, t...)
+	}
+	b = append(b, `,"createdAt":"`...)
+	b = e.CreatedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","contents":`...)
+	buf := bytes.NewBuffer(b)
+	if err := json.Compact(buf, contents); err != nil {
+		return nil, fmt.Errorf("contents of %s event: %w", e.Type, err)
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// plainType reports whether t needs no JSON escaping (every known type).
+func plainType(t kubehookv1.EventType) bool {
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; (c < 'A' || c > 'Z') && c != '_' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // NewEvent marshals contents (one of the contents structs of this package,

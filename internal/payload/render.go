@@ -36,7 +36,7 @@ func Render(format kubehookv1.PayloadFormat, ev Event, deliveryID, source string
 	}
 	switch format {
 	case kubehookv1.PayloadFormatDTR, "":
-		body, err = json.Marshal(ev)
+		body, err = ev.MarshalJSON()
 		if err != nil {
 			return nil, "", fmt.Errorf("render DTR payload: %w", err)
 		}
