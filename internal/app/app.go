@@ -310,15 +310,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 			return fmt.Errorf("indexing subscriptions for the DTR API: %w", err)
 		}
 		api, err := dtrapi.New(dtrapi.Options{
-			Addr:        o.APIAddr,
-			TLSCertFile: o.APITLSCertFile,
-			TLSKeyFile:  o.APITLSKeyFile,
-			Config:      cfg,
-			Scheme:      Scheme,
-			Mapper:      mgr.GetRESTMapper(),
-			Cache:       mgr.GetClient(),
-			Sender:      snd,
-			Log:         ctrl.Log.WithName("dtr-api"),
+			Addr:         o.APIAddr,
+			TLSCertFile:  o.APITLSCertFile,
+			TLSKeyFile:   o.APITLSKeyFile,
+			Config:       cfg,
+			Scheme:       Scheme,
+			Mapper:       mgr.GetRESTMapper(),
+			Cache:        mgr.GetClient(),
+			Sender:       snd,
+			AnyNamespace: !o.Tenancy,
+			Log:          ctrl.Log.WithName("dtr-api"),
 		})
 		if err != nil {
 			return err

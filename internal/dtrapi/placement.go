@@ -58,7 +58,22 @@ func (s *Server) place(ctx context.Context, key, want string) (string, *apiError
 		all[i] = nsMeta{name: m.Name, annotations: m.Annotations}
 	}
 	cands := candidates(all, key)
+	if s.opts.AnyNamespace && want != "" {
+		// Tenancy is off: any existing namespace may hold any key.
+		cands = nil
+		for _, ns := range all {
+			if ns.name == want {
+				cands = []candidate{{name: want, specific: true}}
+			}
+		}
+		if cands == nil {
+			return "", invalid("namespace", "namespace %q does not exist", want)
+		}
+	}
 	if len(cands) == 0 {
+		if s.opts.AnyNamespace {
+			return "", invalid("namespace", "no namespace is named after, or annotated for, key %q: choose one with ?namespace=<name>", key)
+		}
 		return "", noNamespaceFor(key)
 	}
 	if want != "" {

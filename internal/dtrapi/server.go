@@ -52,6 +52,10 @@ type Options struct {
 	Cache client.Client
 	// Sender makes test deliveries, with the SSRF guard of real ones.
 	Sender dispatcher.Sender
+	// AnyNamespace (kubehook's --tenancy=false) lets ?namespace= name any
+	// namespace, whatever the key; without it, the namespace must be one
+	// the tenancy rules allow for the key.
+	AnyNamespace bool
 	// Audiences of the TokenReview; empty means the API server's.
 	Audiences []string
 	// CacheTTL is how long a token review or access verdict is reused

@@ -435,3 +435,34 @@ func namespaceAnnotated(name, registryNamespaces string) client.Object {
 	ns.Annotations = map[string]string{kubehookv1.RegistryNamespacesAnnotation: registryNamespaces}
 	return ns
 }
+
+// With tenancy off (--tenancy=false), ?namespace= may name any namespace;
+// RBAC still decides.
+func TestWithoutTenancyTheNamespaceParameterChoosesAnyNamespace(t *testing.T) {
+	g := NewWithT(t)
+	opts := apiOptions
+	opts.AnyNamespace = true
+	srv, err := dtrapi.New(opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+
+	body := map[string]any{"type": "TAG_PUSH", "key": "unclaimed/app", "endpoint": "https://hooks.example.com/u"}
+	r := callAt(t, ts.URL, http.MethodPost, "/api/v0/webhooks?namespace=team-b", tokens[boss], body)
+	g.Expect(r.status).To(Equal(http.StatusCreated), string(r.body))
+	g.Expect(object(g, webhook(g, r.body).ID).Namespace).To(Equal("team-b"))
+
+	r = callAt(t, ts.URL, http.MethodPost, "/api/v0/webhooks?namespace=team-b", tokens[editor], body)
+	g.Expect(r.status).To(Equal(http.StatusForbidden), string(r.body))
+	r = callAt(t, ts.URL, http.MethodPost, "/api/v0/webhooks?namespace=team-a", tokens[editor], body)
+	g.Expect(r.status).To(Equal(http.StatusCreated), string(r.body))
+	g.Expect(object(g, webhook(g, r.body).ID).Namespace).To(Equal("team-a"))
+
+	r = callAt(t, ts.URL, http.MethodPost, "/api/v0/webhooks?namespace=nowhere", tokens[boss], body)
+	g.Expect(r.status).To(Equal(http.StatusBadRequest), string(r.body))
+	g.Expect(apiError(g, r).Detail).To(HaveKeyWithValue("field", "namespace"))
+
+	// The server that keeps tenancy refuses the same choice.
+	r = call(t, http.MethodPost, "/api/v0/webhooks?namespace=team-a", tokens[editor], body)
+	g.Expect(r.status).To(Equal(http.StatusForbidden), string(r.body))
+}

@@ -41,12 +41,14 @@ import (
 // ServiceAccount bound to the generated manager-role only, so the tests
 // also prove that role is enough.
 var (
-	env      *envtest.Environment
-	admin    client.Client // envtest's admin, to arrange and check
-	apiURL   string
-	tokens   = map[string]string{}
-	saUIDs   = map[string]string{}
-	accounts = "accounts" // namespace of the callers' ServiceAccounts
+	env    *envtest.Environment
+	admin  client.Client // envtest's admin, to arrange and check
+	apiURL string
+	// apiOptions are the API's options, for tests that start another.
+	apiOptions dtrapi.Options
+	tokens     = map[string]string{}
+	saUIDs     = map[string]string{}
+	accounts   = "accounts" // namespace of the callers' ServiceAccounts
 )
 
 // Callers.
@@ -106,14 +108,15 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	srv, err := dtrapi.New(dtrapi.Options{
+	apiOptions = dtrapi.Options{
 		Config: kubehookCfg,
 		Scheme: scheme(),
 		Mapper: mgr.GetRESTMapper(),
 		Cache:  mgr.GetClient(),
 		Sender: sender.New(sender.Options{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}),
 		Log:    ctrl.Log.WithName("dtr-api"),
-	})
+	}
+	srv, err := dtrapi.New(apiOptions)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -227,11 +230,17 @@ type response struct {
 // call sends a request with the caller's token as Bearer ("" sends none).
 func call(t *testing.T, method, path, token string, body any) response {
 	t.Helper()
+	return callAt(t, apiURL, method, path, token, body)
+}
+
+// callAt is call against the API at base.
+func callAt(t *testing.T, base, method, path, token string, body any) response {
+	t.Helper()
 	h := http.Header{}
 	if token != "" {
 		h.Set("Authorization", "Bearer "+token)
 	}
-	return do(t, method, path, h, body)
+	return doAt(t, base, method, path, h, body)
 }
 
 // callBasic authenticates as curl -u user:$TOKEN does.
@@ -243,6 +252,11 @@ func callBasic(t *testing.T, method, path, token string, body any) response {
 }
 
 func do(t *testing.T, method, path string, h http.Header, body any) response {
+	t.Helper()
+	return doAt(t, apiURL, method, path, h, body)
+}
+
+func doAt(t *testing.T, base, method, path string, h http.Header, body any) response {
 	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
@@ -258,7 +272,7 @@ func do(t *testing.T, method, path string, h http.Header, body any) response {
 		}
 		r = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, apiURL+path, r)
+	req, err := http.NewRequest(method, base+path, r)
 	if err != nil {
 		t.Fatal(err)
 	}
