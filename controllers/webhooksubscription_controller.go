@@ -208,7 +208,14 @@ func (r *WebhookSubscriptionReconciler) patchStatus(ctx context.Context, base, o
 	// Optimistic lock: a status computed from a stale cached object (the
 	// reconciler's own last write not seen yet) must not overwrite newer
 	// status, such as a deactivation or a handled test.
-	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	from := base
+	if base.Status.ObservedGeneration == 0 && !obj.Status.Inactive {
+		// The first write: a merge patch leaves out what did not change, and
+		// inactive: false must be stored for kubectl's column and DTR's field.
+		from = base.DeepCopy()
+		from.Status.Inactive = true
+	}
+	patch := client.MergeFromWithOptions(from, client.MergeFromWithOptimisticLock{})
 	if err := r.Status().Patch(ctx, obj, patch); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil

@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
@@ -75,6 +76,14 @@ func TestValidSubscriptionBecomesReadyAndRegistered(t *testing.T) {
 
 	got := waitReady(g, sub, metav1.ConditionTrue, kubehookv1.SucceededReason)
 	g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+	// inactive: false is stored, so kubectl's Inactive column shows it.
+	raw := &unstructured.Unstructured{}
+	raw.SetGroupVersionKind(kubehookv1.GroupVersion.WithKind("WebhookSubscription"))
+	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(sub), raw)).To(Succeed())
+	inactive, found, err := unstructured.NestedBool(raw.Object, "status", "inactive")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(found).To(BeTrue(), "status.inactive stored")
+	g.Expect(inactive).To(BeFalse())
 	g.Expect(apimeta.FindStatusCondition(got.Status.Conditions, kubehookv1.ReconcilingCondition)).To(BeNil())
 	g.Expect(apimeta.FindStatusCondition(got.Status.Conditions, kubehookv1.StalledCondition)).To(BeNil())
 
