@@ -237,6 +237,7 @@ func (d *Dispatcher) park(ctx context.Context, uid types.UID, st *subState, m *q
 		st.parking.Add(-1)
 		return err
 	}
+	metrics.ParkedTotal.Inc()
 	return nil
 }
 

@@ -34,12 +34,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/types"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/dispatcher"
+	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/payload"
 	"github.com/kubehook/kubehook/internal/queue"
@@ -337,7 +339,7 @@ func measureThroughput(b *testing.B) map[string]float64 {
 	defer func() { sink.Close(); checkGoroutines(b, goroutines) }()
 	pl := newBenchPayload(b)
 
-	var pipelineRate, publishRate, pipelineCPU float64
+	var pipelineRate, publishRate, pipelineCPU, parked float64
 	var maxGap time.Duration
 	var outs benchOutcomes
 	pprof.Do(context.Background(), pprof.Labels("phase", "pipeline"), func(context.Context) {
@@ -399,6 +401,7 @@ func measureThroughput(b *testing.B) map[string]float64 {
 		runtime.GC()
 		arrived = sink.expect(int64(total))
 		cpu := startCPU()
+		parkedBefore := testutil.ToFloat64(metrics.ParkedTotal)
 		start := time.Now()
 		publishAll(all)
 		published := time.Since(start)
@@ -407,6 +410,7 @@ func measureThroughput(b *testing.B) map[string]float64 {
 		}
 		elapsed := time.Since(start)
 		pipelineCPU = cpu.perOp(total)
+		parked = testutil.ToFloat64(metrics.ParkedTotal) - parkedBefore
 		maxGap = time.Duration(sink.maxGap.Load())
 		pipelineRate = float64(total) / elapsed.Seconds()
 		publishRate = float64(total) / published.Seconds()
@@ -430,6 +434,9 @@ func measureThroughput(b *testing.B) map[string]float64 {
 	fmt.Printf("bare_http_posts_per_second: %.0f\n", bareRate)
 	fmt.Printf("delivery_publish_events_per_second: %.0f\n", publishRate)
 	fmt.Printf("delivery_longest_gap_ms: %.1f\n", float64(maxGap.Microseconds())/1000)
+	// Healthy endpoints in a burst are parked too; each parked delivery is
+	// stored twice.
+	fmt.Printf("delivery_parked_share: %.2f\n", parked/float64(total))
 	if pipelineCPU >= 0 && bareCPU >= 0 {
 		// Process CPU time, the sink's share included, per request it received.
 		fmt.Printf("delivery_cpu_us_per_event: %.0f\n", pipelineCPU)

@@ -43,6 +43,13 @@ var (
 		Help: "Registered subscriptions by state (active, suspended, inactive).",
 	}, []string{"state"})
 
+	// ParkedTotal counts deliveries moved to the line of a subscription
+	// that was at its in-flight limit (a slow endpoint being isolated).
+	ParkedTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "kubehook_parked_deliveries_total",
+		Help: "Deliveries moved to the line of their own of a subscription at its in-flight limit, so they wait there rather than in front of other subscriptions.",
+	})
+
 	// DeadLettersTotal counts deliveries moved to the dead-letter stream.
 	DeadLettersTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "kubehook_dead_letters_total",
@@ -51,5 +58,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(DeliveriesTotal, DeliveryDuration, QueuePending, Subscriptions, DeadLettersTotal)
+	ctrlmetrics.Registry.MustRegister(DeliveriesTotal, DeliveryDuration, QueuePending, Subscriptions, DeadLettersTotal, ParkedTotal)
 }
