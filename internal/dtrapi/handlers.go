@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -27,6 +28,10 @@ const (
 	PathTest         = "/api/v0/webhooks/test"
 	PathRepositories = "/api/v0/repositories/"
 )
+
+// namespaceListConcurrency bounds the lists a caller without cluster-wide
+// rights costs at once.
+const namespaceListConcurrency = 8
 
 // keyField is the WebhookSubscription field selector on spec.key (a
 // selectable field of the CRD).
@@ -269,19 +274,33 @@ func (s *Server) list(ctx context.Context, key *string) ([]Webhook, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
+	// One list per namespace, a few at a time.
+	lists := make([][]kubehookv1.WebhookSubscription, len(namespaces))
+	allowed := make([]bool, len(namespaces))
+	eg, egctx := errgroup.WithContext(ctx)
+	eg.SetLimit(namespaceListConcurrency)
+	for i, ns := range namespaces {
+		eg.Go(func() error {
+			var l kubehookv1.WebhookSubscriptionList
+			err := s.as.List(egctx, &l, append([]client.ListOption{client.InNamespace(ns)}, opts...)...)
+			if apierrors.IsForbidden(err) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			lists[i], allowed[i] = l.Items, true
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, fromAPI(err, "listing subscriptions")
+	}
 	var items []kubehookv1.WebhookSubscription
 	listed := false
-	for _, ns := range namespaces {
-		var l kubehookv1.WebhookSubscriptionList
-		err := s.as.List(ctx, &l, append([]client.ListOption{client.InNamespace(ns)}, opts...)...)
-		if apierrors.IsForbidden(err) {
-			continue
-		}
-		if err != nil {
-			return nil, fromAPI(err, "listing subscriptions")
-		}
-		listed = true
-		items = append(items, l.Items...)
+	for i := range lists {
+		items = append(items, lists[i]...)
+		listed = listed || allowed[i]
 	}
 	if !listed {
 		ok, err := s.access.inSomeNamespace(ctx, "list")
