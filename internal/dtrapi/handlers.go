@@ -53,7 +53,7 @@ func (s *Server) routes() http.Handler {
 func (s *Server) authenticated(route string, next func(http.ResponseWriter, *http.Request) *apiError) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
-		defer func() { requestsTotal.WithLabelValues(route, r.Method, fmt.Sprint(rec.status)).Inc() }()
+		defer func() { requestsTotal.WithLabelValues(route, methodLabel(r.Method), fmt.Sprint(rec.status)).Inc() }()
 
 		token, err := tokenFrom(r.Header.Get("Authorization"))
 		if err != nil {
@@ -76,6 +76,15 @@ func (s *Server) authenticated(route string, next func(http.ResponseWriter, *htt
 			writeError(rec, aerr)
 		}
 	})
+}
+
+// methodLabel bounds the method label: the method is the caller's choice.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut, http.MethodPatch, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 func unauthorized(w http.ResponseWriter, reason string) {
