@@ -25,12 +25,3 @@ func TestCandidatesFollowTheTenancyRules(t *testing.T) {
 	g.Expect(candidates(namespaces[:3], "nobody/app")).To(BeEmpty())
 	g.Expect(candidates(namespaces[:3], "")).To(BeEmpty())
 }
-
-// A caller picks the method; the metric's label must not grow with it.
-func TestMethodLabelIsBounded(t *testing.T) {
-	g := NewWithT(t)
-	g.Expect(methodLabel("GET")).To(Equal("GET"))
-	g.Expect(methodLabel("DELETE")).To(Equal("DELETE"))
-	g.Expect(methodLabel("BREW")).To(Equal("other"))
-	g.Expect(methodLabel("get")).To(Equal("other"))
-}
