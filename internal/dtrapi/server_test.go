@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,7 +81,19 @@ func create(t *testing.T, token string, body any) dtrapi.Webhook {
 	g := NewWithT(t)
 	r := call(t, http.MethodPost, "/api/v0/webhooks", token, body)
 	g.Expect(r.status).To(Equal(http.StatusCreated), string(r.body))
-	return webhook(g, r.body)
+	hook := webhook(g, r.body)
+	forget(t, hook.ID)
+	return hook
+}
+
+// forget deletes, when the test ends, the subscription behind id, so a test
+// run again (go test -count) starts from the same state.
+func forget(t *testing.T, id string) {
+	t.Cleanup(func() {
+		if sub := object(NewWithT(t), id); sub != nil {
+			_ = admin.Delete(context.Background(), sub)
+		}
+	})
 }
 
 // object finds the WebhookSubscription behind a DTR id.
@@ -403,25 +416,33 @@ func TestBadRequestsNameTheField(t *testing.T) {
 func TestAmbiguousPlacementIsSettledWithTheNamespaceParameter(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	for _, name := range []string{"mirror-1", "mirror-2"} {
-		ns := namespaceAnnotated(name, "mirrors")
-		g.Expect(admin.Create(ctx, ns)).To(Succeed())
+	// Namespaces cannot be deleted without a namespace controller: fresh
+	// names for each run.
+	run := runs.Add(1)
+	first, second, regNS := fmt.Sprintf("mirror-%d-a", run), fmt.Sprintf("mirror-%d-b", run), fmt.Sprintf("mirrors%d", run)
+	for _, name := range []string{first, second} {
+		g.Expect(admin.Create(ctx, namespaceAnnotated(name, regNS))).To(Succeed())
 	}
-	body := map[string]any{"type": "TAG_PUSH", "key": "mirrors/app", "endpoint": "https://hooks.example.com/m"}
+	body := map[string]any{"type": "TAG_PUSH", "key": regNS + "/app", "endpoint": "https://hooks.example.com/m"}
 	r := call(t, http.MethodPost, "/api/v0/webhooks", tokens[boss], body)
 	g.Expect(r.status).To(Equal(http.StatusBadRequest), string(r.body))
 	e := apiError(g, r)
 	g.Expect(e.Code).To(Equal(dtrapi.CodeAmbiguousNamespace))
-	g.Expect(e.Detail).To(HaveKeyWithValue("namespaces", ConsistOf("mirror-1", "mirror-2")))
+	g.Expect(e.Detail).To(HaveKeyWithValue("namespaces", ConsistOf(first, second)))
 
-	r = call(t, http.MethodPost, "/api/v0/webhooks?namespace=mirror-2", tokens[boss], body)
+	r = call(t, http.MethodPost, "/api/v0/webhooks?namespace="+second, tokens[boss], body)
 	g.Expect(r.status).To(Equal(http.StatusCreated), string(r.body))
-	g.Expect(object(g, webhook(g, r.body).ID).Namespace).To(Equal("mirror-2"))
+	created := webhook(g, r.body)
+	forget(t, created.ID)
+	g.Expect(object(g, created.ID).Namespace).To(Equal(second))
 
 	// A namespace that may not use the key cannot be chosen.
 	r = call(t, http.MethodPost, "/api/v0/webhooks?namespace=team-a", tokens[boss], body)
 	g.Expect(r.status).To(Equal(http.StatusForbidden), string(r.body))
 }
+
+// runs numbers the runs of tests that need fresh names.
+var runs atomic.Int64
 
 func count(g Gomega) int {
 	var list kubehookv1.WebhookSubscriptionList
@@ -450,13 +471,17 @@ func TestWithoutTenancyTheNamespaceParameterChoosesAnyNamespace(t *testing.T) {
 	body := map[string]any{"type": "TAG_PUSH", "key": "unclaimed/app", "endpoint": "https://hooks.example.com/u"}
 	r := callAt(t, ts.URL, http.MethodPost, "/api/v0/webhooks?namespace=team-b", tokens[boss], body)
 	g.Expect(r.status).To(Equal(http.StatusCreated), string(r.body))
-	g.Expect(object(g, webhook(g, r.body).ID).Namespace).To(Equal("team-b"))
+	inB := webhook(g, r.body)
+	forget(t, inB.ID)
+	g.Expect(object(g, inB.ID).Namespace).To(Equal("team-b"))
 
 	r = callAt(t, ts.URL, http.MethodPost, "/api/v0/webhooks?namespace=team-b", tokens[editor], body)
 	g.Expect(r.status).To(Equal(http.StatusForbidden), string(r.body))
 	r = callAt(t, ts.URL, http.MethodPost, "/api/v0/webhooks?namespace=team-a", tokens[editor], body)
 	g.Expect(r.status).To(Equal(http.StatusCreated), string(r.body))
-	g.Expect(object(g, webhook(g, r.body).ID).Namespace).To(Equal("team-a"))
+	inA := webhook(g, r.body)
+	forget(t, inA.ID)
+	g.Expect(object(g, inA.ID).Namespace).To(Equal("team-a"))
 
 	r = callAt(t, ts.URL, http.MethodPost, "/api/v0/webhooks?namespace=nowhere", tokens[boss], body)
 	g.Expect(r.status).To(Equal(http.StatusBadRequest), string(r.body))
