@@ -54,11 +54,13 @@ type ArtifactInspector interface {
 //   - push of a manifest or index: TAG_PUSH and MANIFEST_PUSH when it has a
 //     tag, MANIFEST_PUSH otherwise.
 //   - pull of a manifest or index: TAG_PULL (with a tag) and MANIFEST_PULL.
-//     Pulls made with HEAD are dropped: they are the existence checks
-//     clients make while pushing (distribution#559), and the tag resolution
-//     of clients that then GET by digest (those pulls give MANIFEST_PULL
-//     only). So are the pulls of kubehook's own inspector (its User-Agent
-//     starts with InspectorUserAgent).
+//     Pulls made with HEAD give nothing by themselves: they are the
+//     existence checks clients make while pushing (distribution#559), and
+//     the tag resolution of clients that then GET by digest, as docker and
+//     containerd do. With opts.Resolutions, such a GET by digest from the
+//     client that resolved the tag gives TAG_PULL for that tag too;
+//     otherwise it gives MANIFEST_PULL only. The pulls of kubehook's own
+//     inspector (its User-Agent starts with InspectorUserAgent) are dropped.
 //   - delete with a tag: TAG_DELETE (the registry sends no digest, so
 //     digest, os and architecture are empty); with a digest only:
 //     MANIFEST_DELETE; with neither, a repository delete: REPO_DELETED.
@@ -291,8 +293,19 @@ func (m *distributionMapper) mapEvent(ev *notifications.Event) ([]engine.Event, 
 		return done()
 
 	case notifications.EventActionPull:
-		if strings.EqualFold(ev.Request.Method, "HEAD") || strings.HasPrefix(ev.Request.UserAgent, InspectorUserAgent) {
+		if strings.HasPrefix(ev.Request.UserAgent, InspectorUserAgent) {
 			return nil, nil
+		}
+		client := clientOf(ev.Request.Addr, ev.Request.UserAgent)
+		if strings.EqualFold(ev.Request.Method, "HEAD") {
+			m.opts.Resolutions.remember(repo, dgst, client, tag, at)
+			return nil, nil
+		}
+		if tag == "" {
+			if resolved, ok := m.opts.Resolutions.take(repo, dgst, client, at); ok {
+				tag = resolved
+				byTag = imageName(host, repo, ':', tag)
+			}
 		}
 		if tag != "" && m.isChart(ev) {
 			add(kubehookv1.ChartPull, payload.ChartPull{

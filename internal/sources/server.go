@@ -131,11 +131,17 @@ type Server struct {
 	opts      ServerOptions
 	inspector Inspector
 	routes    map[string]*route
+	// resolutions pairs the HEAD of a tag with the GET of its digest.
+	resolutions *TagResolutions
 
 	// listening is closed once the listener is open; addr is its address.
 	listening chan struct{}
 	addr      net.Addr
 }
+
+// tagResolutionWindow is how long after a client's HEAD of a tag its GET
+// of the digest counts as a pull of that tag.
+const tagResolutionWindow = time.Minute
 
 // NewServer returns a sources server for opts.
 func NewServer(opts ServerOptions) (*Server, error) {
@@ -160,7 +166,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, listening: make(chan struct{})}
+	s := &Server{opts: opts, listening: make(chan struct{}), resolutions: NewTagResolutions(tagResolutionWindow, 10_000)}
 	if opts.Inspector != nil {
 		s.inspector = counting(opts.Inspector)
 	}
@@ -303,7 +309,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 		return
 	}
 
-	opts := MapOptions{RegistryHost: s.opts.RegistryHost}
+	opts := MapOptions{RegistryHost: s.opts.RegistryHost, Resolutions: s.resolutions}
 	if opts.RegistryHost == "" {
 		opts.RegistryHost = r.Host
 	}

@@ -35,6 +35,9 @@ type MapOptions struct {
 	// RegistryHost is the host (and port) in imageName, e.g.
 	// "registry.example.com" in "registry.example.com/ns/repo:tag".
 	RegistryHost string
+	// Resolutions, when set, turns a client's HEAD of a tag followed by its
+	// GET of the digest into a TAG_PULL (see TagResolutions).
+	Resolutions *TagResolutions
 }
 
 // Platform is the os and architecture of an image.

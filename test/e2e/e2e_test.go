@@ -395,6 +395,17 @@ func TestRegistryEventsAreDelivered(t *testing.T) {
 	g.Eventually(func() int { return len(subs["tag-pull"].rcv.deliveries()) }, timeout, interval).Should(Equal(1))
 	lap("pulled by tag, TAG_PULL delivered")
 
+	// As docker and containerd pull: HEAD the tag, then GET by digest. The
+	// two pulls the registry reports are one TAG_PULL of v1.
+	head, err := remote.Head(tag)
+	g.Expect(err).NotTo(HaveOccurred())
+	byDigest, err := remote.Image(repo.Digest(head.Digest.String()))
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = byDigest.ConfigFile()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func() int { return len(subs["tag-pull"].rcv.deliveries()) }, timeout, interval).Should(Equal(2))
+	lap("pulled with HEAD then GET by digest, TAG_PULL delivered")
+
 	g.Expect(remote.Delete(tag)).To(Succeed())
 	g.Eventually(func() int { return len(subs["tag-delete"].rcv.deliveries()) }, timeout, interval).Should(Equal(1))
 	lap("deleted tag v1, TAG_DELETE delivered")
@@ -458,16 +469,19 @@ func TestRegistryEventsAreDelivered(t *testing.T) {
 		checkSigned(g, subs["manifest-push"])
 	}, timeout, interval).Should(Succeed())
 
-	// TAG_PULL: the one pull by tag (unsigned subscription).
+	// TAG_PULL: the pull by tag, and the HEAD-then-digest pull (unsigned
+	// subscription).
 	g.Eventually(func(g Gomega) {
 		evs := subs["tag-pull"].rcv.events(g)
-		g.Expect(evs).To(HaveLen(1))
-		g.Expect(evs[0].Type).To(Equal("TAG_PULL"))
-		g.Expect(evs[0].Contents).To(HaveKeyWithValue("digest", digest1.String()))
-		g.Expect(evs[0].Contents).To(HaveKeyWithValue("tag", "v1"))
-		g.Expect(evs[0].Contents).To(HaveKeyWithValue("os", "linux"))
-		g.Expect(evs[0].Contents).To(HaveKeyWithValue("architecture", "arm64"))
-		g.Expect(evs[0].Contents).To(HaveKeyWithValue("imageName", imageName))
+		g.Expect(evs).To(HaveLen(2))
+		for _, ev := range evs {
+			g.Expect(ev.Type).To(Equal("TAG_PULL"))
+			g.Expect(ev.Contents).To(HaveKeyWithValue("digest", digest1.String()))
+			g.Expect(ev.Contents).To(HaveKeyWithValue("tag", "v1"))
+			g.Expect(ev.Contents).To(HaveKeyWithValue("os", "linux"))
+			g.Expect(ev.Contents).To(HaveKeyWithValue("architecture", "arm64"))
+			g.Expect(ev.Contents).To(HaveKeyWithValue("imageName", imageName))
+		}
 		checkSigned(g, subs["tag-pull"])
 	}, timeout, interval).Should(Succeed())
 
@@ -519,7 +533,7 @@ func TestRegistryEventsAreDelivered(t *testing.T) {
 	g.Expect(subs["other-tag-push"].rcv.deliveries()).To(BeEmpty())
 	g.Expect(subs["tag-push"].rcv.deliveries()).To(HaveLen(2))
 	g.Expect(subs["manifest-push"].rcv.deliveries()).To(HaveLen(2))
-	g.Expect(subs["tag-pull"].rcv.deliveries()).To(HaveLen(1))
+	g.Expect(subs["tag-pull"].rcv.deliveries()).To(HaveLen(2))
 	g.Expect(subs["tag-delete"].rcv.deliveries()).To(HaveLen(2))
 	g.Expect(subs["manifest-delete"].rcv.deliveries()).To(HaveLen(1))
 
