@@ -32,9 +32,14 @@ func FuzzDistribution(f *testing.F) {
 	f.Add(distributionEnvelope(pushEvent, `{"action":"delete","timestamp":"2026-11-27T17:02:41Z","target":{"repository":"acme/web"}}`))
 	f.Add([]byte(`{"events":[]}`))
 	f.Add([]byte(`{"events":[{"action":"pull"}]}`))
+	f.Add(distributionEnvelope(
+		pullEvent("HEAD", "1.4.2", "2026-11-27T16:54:10Z", "10.1.2.3:1", "containerd/v1.7.13"),
+		pullEvent("GET", "", "2026-11-27T16:54:11Z", "10.1.2.3:2", "containerd/v1.7.13")))
 	insp := newWebInspector()
+	// Shared across inputs, as the server shares it across requests.
+	resolutions := NewTagResolutions(tagResolutionWindow, 1000)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		evs, err := Distribution(context.Background(), body, MapOptions{RegistryHost: "registry.example.com"}, insp)
+		evs, err := Distribution(context.Background(), body, MapOptions{RegistryHost: "registry.example.com", Resolutions: resolutions}, insp)
 		if err != nil {
 			if _, ok := isInputError(err); !ok {
 				t.Fatalf("error %v (%T) is not an *InputError", err, err)
