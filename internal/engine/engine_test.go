@@ -101,7 +101,15 @@ func start(t *testing.T) *harness {
 // loopback receivers; it stops when the test ends.
 func startWith(t *testing.T, opts dispatcher.Options) *harness {
 	t.Helper()
-	q, err := queue.Open(context.Background(), queue.Config{DataDir: t.TempDir()})
+	return startWithQueue(t, queue.Config{}, opts)
+}
+
+// startWithQueue is startWith on a queue configured by qc (DataDir is the
+// test's).
+func startWithQueue(t *testing.T, qc queue.Config, opts dispatcher.Options) *harness {
+	t.Helper()
+	qc.DataDir = t.TempDir()
+	q, err := queue.Open(context.Background(), qc)
 	if err != nil {
 		t.Fatal(err)
 	}
