@@ -104,8 +104,10 @@ func (s *Server) place(ctx context.Context, key, want string) (string, *apiError
 	}
 	if len(permitted) == 0 {
 		u, _ := callerFrom(ctx)
-		msg := fmt.Sprintf("user %q may not create webhooksubscriptions in %s, the namespace(s) that may use key %q",
-			u.UserName, quoteAll(cands), key)
+		// The namespaces are not named: the caller may not be allowed to
+		// know them.
+		msg := fmt.Sprintf("user %q may not create webhooksubscriptions in any namespace that may hold key %q (%s)",
+			u.UserName, key, tenancyHint(key))
 		if len(reasons) > 0 {
 			msg += ": " + strings.Join(reasons, "; ")
 		}

@@ -201,19 +201,20 @@ func TestEditorCannotReachAnotherTeam(t *testing.T) {
 	g.Expect(r.status).To(Equal(http.StatusForbidden), string(r.body))
 	e := apiError(g, r)
 	g.Expect(e.Code).To(Equal(dtrapi.CodeNotAuthorized))
-	g.Expect(e.Message).To(ContainSubstring(`"team-b"`))
+	g.Expect(e.Message).To(ContainSubstring(`may not create webhooksubscriptions in any namespace that may hold key "team-b/app"`))
+	g.Expect(e.Message).NotTo(ContainSubstring("registry-admin"), "namespaces the caller cannot see are not named")
 
 	// So is the empty key (every repository), even in its own namespace.
 	r = call(t, http.MethodPost, "/api/v0/webhooks", tokens[editor], map[string]any{"type": "TAG_PUSH", "endpoint": "https://hooks.example.com/all"})
 	g.Expect(r.status).To(Equal(http.StatusForbidden), string(r.body))
-	g.Expect(apiError(g, r).Message).To(ContainSubstring("registry-admin"))
+	g.Expect(apiError(g, r).Message).To(ContainSubstring(`the empty key needs a namespace annotated`))
 
 	// A registry namespace only the "*" namespace may use: the editor may
 	// not create there; the admin's subscription lands there.
 	body := map[string]any{"type": "TAG_PUSH", "key": "nobody/app", "endpoint": "https://hooks.example.com/n"}
 	r = call(t, http.MethodPost, "/api/v0/webhooks", tokens[editor], body)
 	g.Expect(r.status).To(Equal(http.StatusForbidden), string(r.body))
-	g.Expect(apiError(g, r).Message).To(ContainSubstring(`"registry-admin"`))
+	g.Expect(apiError(g, r).Message).NotTo(ContainSubstring(`registry-admin`))
 	g.Expect(object(g, create(t, tokens[boss], body).ID).Namespace).To(Equal("registry-admin"))
 }
 
