@@ -59,16 +59,9 @@ func (s *Server) place(ctx context.Context, key, want string) (string, *apiError
 	}
 	cands := candidates(all, key)
 	if s.opts.AnyNamespace && want != "" {
-		// Tenancy is off: any existing namespace may hold any key.
-		cands = nil
-		for _, ns := range all {
-			if ns.name == want {
-				cands = []candidate{{name: want, specific: true}}
-			}
-		}
-		if cands == nil {
-			return "", invalid("namespace", "namespace %q does not exist", want)
-		}
+		// Tenancy is off: any namespace may hold any key. Whether it exists
+		// is the API server's answer to a caller allowed to ask.
+		cands = []candidate{{name: want, specific: true}}
 	}
 	if len(cands) == 0 {
 		if s.opts.AnyNamespace {

@@ -484,9 +484,12 @@ func TestWithoutTenancyTheNamespaceParameterChoosesAnyNamespace(t *testing.T) {
 	forget(t, inA.ID)
 	g.Expect(object(g, inA.ID).Namespace).To(Equal("team-a"))
 
+	// A namespace that does not exist: 404 for who may create anywhere,
+	// 403 for who may not (existence is not revealed to them).
 	r = callAt(t, ts.URL, http.MethodPost, "/api/v0/webhooks?namespace=nowhere", tokens[boss], body)
-	g.Expect(r.status).To(Equal(http.StatusBadRequest), string(r.body))
-	g.Expect(apiError(g, r).Detail).To(HaveKeyWithValue("field", "namespace"))
+	g.Expect(r.status).To(Equal(http.StatusNotFound), string(r.body))
+	r = callAt(t, ts.URL, http.MethodPost, "/api/v0/webhooks?namespace=nowhere", tokens[editor], body)
+	g.Expect(r.status).To(Equal(http.StatusForbidden), string(r.body))
 
 	// The server that keeps tenancy refuses the same choice.
 	r = call(t, http.MethodPost, "/api/v0/webhooks?namespace=team-a", tokens[editor], body)
