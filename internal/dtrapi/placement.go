@@ -58,29 +58,14 @@ func (s *Server) place(ctx context.Context, key, want string) (string, *apiError
 		all[i] = nsMeta{name: m.Name, annotations: m.Annotations}
 	}
 	cands := candidates(all, key)
-	if s.opts.AnyNamespace && want != "" {
-		// Tenancy is off: any namespace may hold any key. Whether it exists
-		// is the API server's answer to a caller allowed to ask.
-		cands = []candidate{{name: want, specific: true}}
-	}
-	if len(cands) == 0 {
-		if s.opts.AnyNamespace {
-			return "", invalid("namespace", "no namespace is named after, or annotated for, key %q: choose one with ?namespace=<name>", key)
-		}
-		return "", noNamespaceFor(key)
-	}
 	if want != "" {
-		for _, c := range cands {
-			if c.name == want {
-				cands = []candidate{c}
-				break
-			}
-		}
-		if len(cands) != 1 || cands[0].name != want {
-			return "", &apiError{status: http.StatusForbidden, code: CodeNotAuthorized,
-				message: fmt.Sprintf("namespace %q may not hold subscriptions to key %q (%s)", want, key, tenancyHint(key))}
-		}
+		return s.placeIn(ctx, want, key, cands)
 	}
+	if len(cands) == 0 && s.opts.AnyNamespace {
+		return "", invalid("namespace", "no namespace is named after, or annotated for, key %q: choose one with ?namespace=<name>", key)
+	}
+	// No candidate at all is answered as no permitted one: whether some
+	// namespace may hold the key is not the business of every caller.
 
 	var permitted []candidate
 	var reasons []string
@@ -123,9 +108,27 @@ func (s *Server) place(ctx context.Context, key, want string) (string, *apiError
 	return best[0].name, nil
 }
 
-func noNamespaceFor(key string) *apiError {
-	return &apiError{status: http.StatusForbidden, code: CodeNotAuthorized,
-		message: fmt.Sprintf("no Kubernetes namespace may hold subscriptions to key %q (%s)", key, tenancyHint(key))}
+// placeIn checks the namespace the caller chose: RBAC first, so that only
+// callers who may create subscriptions there learn its tenancy rules (and,
+// with tenancy off, whether it exists: the API server's answer).
+func (s *Server) placeIn(ctx context.Context, want, key string, cands []candidate) (string, *apiError) {
+	ok, reason, err := s.access.allowed(ctx, "create", want)
+	if err != nil {
+		return "", unavailable(err)
+	}
+	if !ok {
+		u, _ := callerFrom(ctx)
+		msg := fmt.Sprintf("user %q may not create webhooksubscriptions in namespace %q", u.UserName, want)
+		if reason != "" {
+			msg += ": " + reason
+		}
+		return "", &apiError{status: http.StatusForbidden, code: CodeNotAuthorized, message: msg}
+	}
+	if s.opts.AnyNamespace || slices.ContainsFunc(cands, func(c candidate) bool { return c.name == want }) {
+		return want, nil
+	}
+	return "", &apiError{status: http.StatusForbidden, code: CodeNotAuthorized,
+		message: fmt.Sprintf("namespace %q may not hold subscriptions to key %q (%s)", want, key, tenancyHint(key))}
 }
 
 func tenancyHint(key string) string {

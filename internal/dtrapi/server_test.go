@@ -204,6 +204,15 @@ func TestEditorCannotReachAnotherTeam(t *testing.T) {
 	g.Expect(e.Message).To(ContainSubstring(`may not create webhooksubscriptions in any namespace that may hold key "team-b/app"`))
 	g.Expect(e.Message).NotTo(ContainSubstring("registry-admin"), "namespaces the caller cannot see are not named")
 
+	// Naming the namespace: RBAC answers first, so the tenancy rules of a
+	// namespace are explained only to who may create there.
+	r = call(t, http.MethodPost, "/api/v0/webhooks?namespace=team-b", tokens[editor], map[string]any{"type": "TAG_PUSH", "key": "team-b/app", "endpoint": "https://hooks.example.com/b"})
+	g.Expect(r.status).To(Equal(http.StatusForbidden), string(r.body))
+	g.Expect(apiError(g, r).Message).To(ContainSubstring(`may not create webhooksubscriptions in namespace "team-b"`))
+	r = call(t, http.MethodPost, "/api/v0/webhooks?namespace=team-a", tokens[editor], map[string]any{"type": "TAG_PUSH", "key": "team-b/app", "endpoint": "https://hooks.example.com/b"})
+	g.Expect(r.status).To(Equal(http.StatusForbidden), string(r.body))
+	g.Expect(apiError(g, r).Message).To(ContainSubstring(`namespace "team-a" may not hold subscriptions to key "team-b/app"`))
+
 	// So is the empty key (every repository), even in its own namespace.
 	r = call(t, http.MethodPost, "/api/v0/webhooks", tokens[editor], map[string]any{"type": "TAG_PUSH", "endpoint": "https://hooks.example.com/all"})
 	g.Expect(r.status).To(Equal(http.StatusForbidden), string(r.body))
