@@ -338,6 +338,7 @@ type WebhookSubscriptionStatus struct {
 // +kubebuilder:printcolumn:name="Inactive",type=boolean,JSONPath=`.status.inactive`
 // +kubebuilder:printcolumn:name="Last-Success",type=date,JSONPath=`.status.lastSuccessfulAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Author",type=string,priority=1,JSONPath=`.metadata.annotations.kubehook\.io/author`
 // +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 type WebhookSubscription struct {
 	metav1.TypeMeta `json:",inline"`

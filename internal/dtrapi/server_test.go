@@ -156,9 +156,11 @@ func TestEditorCreatesListsGetsAndDeletesInItsNamespace(t *testing.T) {
 	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
 	g.Expect(webhook(g, r.body)).To(Equal(hook))
 
-	// kubectl shows the same object.
+	// kubectl shows the same object, its author at -o wide.
 	g.Expect(kubectl(t, "get", "whsub", "-n", "team-a", sub.Name)).To(
 		SatisfyAll(ContainSubstring(sub.Name), ContainSubstring("TAG_PULL"), ContainSubstring("maria-testorg/lab-words")))
+	g.Expect(kubectl(t, "get", "whsub", "-n", "team-a", sub.Name, "-o", "wide")).To(
+		ContainSubstring("system:serviceaccount:accounts:editor"))
 
 	// Deleting it with kubectl removes it from the API.
 	kubectl(t, "delete", "whsub", "-n", "team-a", sub.Name, "--wait=true")
