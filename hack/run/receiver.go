@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/httpserve"
 )
 
 // receiver is the sample endpoint of `make run`: it prints every delivery
@@ -33,14 +33,8 @@ func (rv *receiver) Start(ctx context.Context) error {
 		return fmt.Errorf("sample receiver: %w", err)
 	}
 	srv := &http.Server{Handler: rv, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shut)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	if err := httpserve.Serve(ctx, srv, ln, 5*time.Second); err != nil {
+		return fmt.Errorf("sample receiver: %w", err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/httpserve"
 )
 
 // MaxBodyBytes is the largest request body a source accepts (413 beyond).
@@ -235,25 +236,9 @@ func (s *Server) Start(ctx context.Context) error {
 		WriteTimeout:      s.opts.PublishTimeout + 30*time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		// Requests outlive ctx during the graceful shutdown.
-		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	log.Info("serving event sources", "address", s.addr.String())
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("sources server: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("sources server shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := httpserve.Serve(ctx, srv, ln, s.opts.ShutdownTimeout); err != nil {
 		return fmt.Errorf("sources server: %w", err)
 	}
 	return nil
