@@ -22,10 +22,9 @@ import (
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 )
 
-// Routes.
+// Routes. POST /api/v0/webhooks/test is served by the {id} route.
 const (
 	PathWebhooks     = "/api/v0/webhooks"
-	PathTest         = "/api/v0/webhooks/test"
 	PathRepositories = "/api/v0/repositories/"
 )
 

@@ -27,6 +27,7 @@ import (
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/dispatcher"
+	"github.com/kubehook/kubehook/internal/httpserve"
 )
 
 // kubehook reviews callers' tokens and acts as them:
@@ -74,9 +75,6 @@ type Server struct {
 	reviewer *reviewer
 	access   *access
 	handler  http.Handler
-
-	listening chan struct{}
-	addr      net.Addr
 }
 
 // New returns a server for opts.
@@ -98,11 +96,10 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("creating the impersonating client: %w", err)
 	}
 	s := &Server{
-		opts:      opts,
-		as:        as,
-		reviewer:  newReviewer(opts.Cache, opts.Audiences, opts.CacheTTL),
-		access:    &access{as: as, cache: opts.Cache, ttl: opts.CacheTTL, now: time.Now, anywhere: map[string]cachedVerdict{}},
-		listening: make(chan struct{}),
+		opts:     opts,
+		as:       as,
+		reviewer: newReviewer(opts.Cache, opts.Audiences, opts.CacheTTL),
+		access:   &access{as: as, cache: opts.Cache, ttl: opts.CacheTTL, now: time.Now, anywhere: map[string]cachedVerdict{}},
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -125,16 +122,6 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // NeedLeaderElection: every replica serves the API.
 func (s *Server) NeedLeaderElection() bool { return false }
 
-// Addr returns the listener's address once it is open.
-func (s *Server) Addr(ctx context.Context) (net.Addr, error) {
-	select {
-	case <-s.listening:
-		return s.addr, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // Start serves until ctx ends, then lets in-flight requests finish.
 func (s *Server) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.opts.Addr)
@@ -149,7 +136,6 @@ func (s *Server) Start(ctx context.Context) error {
 		WriteTimeout:   60 * time.Second,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
-		BaseContext:    func(net.Listener) context.Context { return ctx },
 	}
 	if s.opts.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.opts.TLSCertFile, s.opts.TLSKeyFile)
@@ -160,21 +146,10 @@ func (s *Server) Start(ctx context.Context) error {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
-	s.addr = ln.Addr()
-	close(s.listening)
-	s.opts.Log.Info("serving the DTR API", "address", s.addr.String(), "tls", s.opts.TLSCertFile != "")
+	s.opts.Log.Info("serving the DTR API", "address", ln.Addr().String(), "tls", s.opts.TLSCertFile != "")
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
+	if err := httpserve.Serve(ctx, srv, ln, s.opts.ShutdownTimeout); err != nil {
 		return fmt.Errorf("DTR API: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("DTR API: shutting down: %w", err)
 	}
 	return nil
 }
