@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
@@ -22,15 +22,8 @@ type access struct {
 	as    client.Client // impersonating
 	cache client.Reader // kubehook's own cache (namespace metadata)
 	ttl   time.Duration
-	now   func() time.Time
-
-	mu       sync.Mutex
-	anywhere map[string]cachedVerdict
-}
-
-type cachedVerdict struct {
-	allowed bool
-	expires time.Time
+	// anywhere caches inSomeNamespace's verdicts by verb and caller.
+	anywhere *cache.LRUExpireCache
 }
 
 // allowed reports whether the caller may verb webhooksubscriptions in
@@ -53,24 +46,15 @@ func (a *access) allowed(ctx context.Context, verb, ns string) (bool, string, er
 func (a *access) inSomeNamespace(ctx context.Context, verb string) (bool, error) {
 	u, _ := callerFrom(ctx)
 	key := verb + "\x00" + u.UserName + "\x00" + u.UID + "\x00" + strings.Join(u.Groups, ",")
-	now := a.now()
-	a.mu.Lock()
-	if v, ok := a.anywhere[key]; ok && now.Before(v.expires) {
-		a.mu.Unlock()
-		return v.allowed, nil
+	if v, ok := a.anywhere.Get(key); ok {
+		return v.(bool), nil
 	}
-	a.mu.Unlock()
 
 	allowed, err := a.walk(ctx, verb)
 	if err != nil {
 		return false, err
 	}
-	a.mu.Lock()
-	if len(a.anywhere) >= maxCachedReviews {
-		clear(a.anywhere)
-	}
-	a.anywhere[key] = cachedVerdict{allowed: allowed, expires: now.Add(a.ttl)}
-	a.mu.Unlock()
+	a.anywhere.Add(key, allowed, a.ttl)
 	return allowed, nil
 }
 

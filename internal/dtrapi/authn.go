@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/transport"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -53,22 +53,16 @@ type reviewer struct {
 	client    client.Client
 	audiences []string
 	ttl       time.Duration
-	now       func() time.Time
-
-	mu    sync.Mutex
-	cache map[[32]byte]cachedReview
+	// cache maps the SHA-256 of a token to its user.
+	cache *cache.LRUExpireCache
 }
 
-type cachedReview struct {
-	user    *transport.ImpersonationConfig
-	expires time.Time
-}
-
-// maxCachedReviews bounds the cache; it is emptied when full.
+// maxCachedReviews bounds each verdict cache; the least recently used
+// entry makes room.
 const maxCachedReviews = 4096
 
 func newReviewer(c client.Client, audiences []string, ttl time.Duration) *reviewer {
-	return &reviewer{client: c, audiences: audiences, ttl: ttl, now: time.Now, cache: map[[32]byte]cachedReview{}}
+	return &reviewer{client: c, audiences: audiences, ttl: ttl, cache: cache.NewLRUExpireCache(maxCachedReviews)}
 }
 
 // errUnauthenticated wraps the reason a token was refused.
@@ -82,13 +76,9 @@ func (e *errUnauthenticated) Error() string { return e.reason }
 func (r *reviewer) review(ctx context.Context, token string) (*transport.ImpersonationConfig, error) {
 	// Keyed by a hash: the cache holds no token.
 	key := sha256.Sum256([]byte(token))
-	now := r.now()
-	r.mu.Lock()
-	if c, ok := r.cache[key]; ok && now.Before(c.expires) {
-		r.mu.Unlock()
-		return c.user, nil
+	if u, ok := r.cache.Get(key); ok {
+		return u.(*transport.ImpersonationConfig), nil
 	}
-	r.mu.Unlock()
 
 	tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: r.audiences}}
 	if err := r.client.Create(ctx, tr); err != nil {
@@ -110,11 +100,6 @@ func (r *reviewer) review(ctx context.Context, token string) (*transport.Imperso
 	for k, v := range tr.Status.User.Extra {
 		u.Extra[k] = v
 	}
-	r.mu.Lock()
-	if len(r.cache) >= maxCachedReviews {
-		clear(r.cache)
-	}
-	r.cache[key] = cachedReview{user: u, expires: now.Add(r.ttl)}
-	r.mu.Unlock()
+	r.cache.Add(key, u, r.ttl)
 	return u, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -99,7 +100,7 @@ func New(opts Options) (*Server, error) {
 		opts:     opts,
 		as:       as,
 		reviewer: newReviewer(opts.Cache, opts.Audiences, opts.CacheTTL),
-		access:   &access{as: as, cache: opts.Cache, ttl: opts.CacheTTL, now: time.Now, anywhere: map[string]cachedVerdict{}},
+		access:   &access{as: as, cache: opts.Cache, ttl: opts.CacheTTL, anywhere: cache.NewLRUExpireCache(maxCachedReviews)},
 	}
 	s.handler = s.routes()
 	return s, nil

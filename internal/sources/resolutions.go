@@ -2,8 +2,9 @@ package sources
 
 import (
 	"net"
-	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/cache"
 )
 
 // TagResolutions remembers the tags clients resolve with HEAD, so that the
@@ -20,10 +21,9 @@ import (
 // same way. Times are the events' own timestamps.
 type TagResolutions struct {
 	window time.Duration
-	max    int
-
-	mu      sync.Mutex
-	entries map[resolutionKey]resolution
+	// entries holds a resolution per resolutionKey, for window (wall
+	// clock) at most, the least recently used making room when full.
+	entries *cache.LRUExpireCache
 }
 
 type resolutionKey struct {
@@ -37,7 +37,7 @@ type resolution struct {
 
 // NewTagResolutions remembers at most max resolutions, each for window.
 func NewTagResolutions(window time.Duration, max int) *TagResolutions {
-	return &TagResolutions{window: window, max: max, entries: map[resolutionKey]resolution{}}
+	return &TagResolutions{window: window, entries: cache.NewLRUExpireCache(max)}
 }
 
 // clientOf identifies the client of a request: its address without the
@@ -54,21 +54,7 @@ func (r *TagResolutions) remember(repository, digest, client, tag string, at tim
 	if r == nil || tag == "" || digest == "" {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.entries) >= r.max {
-		for k, v := range r.entries {
-			if at.Sub(v.at) > r.window {
-				delete(r.entries, k)
-			}
-		}
-		if len(r.entries) >= r.max {
-			// Still full of fresh entries: a burst of HEADs that no GET
-			// followed. Start over rather than grow.
-			clear(r.entries)
-		}
-	}
-	r.entries[resolutionKey{repository, digest, client}] = resolution{tag: tag, at: at}
+	r.entries.Add(resolutionKey{repository, digest, client}, resolution{tag: tag, at: at}, r.window)
 }
 
 // take returns the tag client resolved to digest shortly before at.
@@ -76,13 +62,11 @@ func (r *TagResolutions) take(repository, digest, client string, at time.Time) (
 	if r == nil || digest == "" {
 		return "", false
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	k := resolutionKey{repository, digest, client}
-	v, ok := r.entries[k]
+	e, ok := r.entries.Get(resolutionKey{repository, digest, client})
 	if !ok {
 		return "", false
 	}
+	v := e.(resolution)
 	if d := at.Sub(v.at); d < 0 || d > r.window {
 		return "", false
 	}

@@ -93,7 +93,7 @@ func TestTagResolutionsStayBounded(t *testing.T) {
 	for i, d := range []string{"sha256:a", "sha256:b", "sha256:c", "sha256:d"} {
 		r.remember("acme/web", d, "c", "v"+string(rune('1'+i)), at)
 	}
-	if n := len(r.entries); n > 3 {
+	if n := len(r.entries.Keys()); n > 3 {
 		t.Fatalf("%d entries kept, want at most 3", n)
 	}
 	if tag, ok := r.take("acme/web", "sha256:d", "c", at); !ok || tag != "v4" {
