@@ -49,6 +49,10 @@ type WebhookSubscriptionReconciler struct {
 	Outcomes *outcomes.Tracker
 	// Sender sends test deliveries (annotation kubehook.io/test); nil turns them off.
 	Sender dispatcher.Sender
+	// DeadLetters replays and purges dead letters (annotations
+	// kubehook.io/replay and kubehook.io/purge-dead-letters); nil turns
+	// them off.
+	DeadLetters DeadLetterStore
 	// Tenancy turns on the registry-namespace check of keys (see internal/tenancy).
 	Tenancy bool
 }
@@ -128,19 +132,32 @@ func (r *WebhookSubscriptionReconciler) reconcile(ctx context.Context, obj *kube
 		if err := phase(ctx, obj, entry); err != nil {
 			var stall *stalledError
 			if errors.As(err, &stall) {
-				// Whatever the engine had for this subscription must stop.
-				r.Registry.Remove(id)
+				// Registered still, so its deliveries are held (or, for a
+				// key no longer permitted, kept as dead letters), not lost.
+				entry.Inactive = obj.Status.Inactive
+				if stall.reason == kubehookv1.KeyNotPermittedReason {
+					entry.NotPermitted = true
+				} else {
+					entry.Stalled = stall.reason + ": " + stall.Error()
+				}
+				r.Registry.Upsert(entry)
 				markStalled(obj, stall.reason, stall.Error())
 			} else {
 				markReconciling(obj, err.Error())
 			}
-			return err
+			return errors.Join(err, r.applyDeadLetters(ctx, obj))
 		}
 	}
 
 	r.Registry.Upsert(entry)
 	markReady(obj, entry)
-	return nil
+	return r.applyDeadLetters(ctx, obj)
+}
+
+// DeadLetterStore keeps the dead letters of subscriptions (queue.Queue).
+type DeadLetterStore interface {
+	Replay(ctx context.Context, uid types.UID) (int, error)
+	PurgeDeadLetters(ctx context.Context, uid types.UID) (int, error)
 }
 
 // forget removes a deleted subscription from the engine.

@@ -15,6 +15,7 @@ import (
 	"github.com/kubehook/kubehook/internal/credentials"
 	"github.com/kubehook/kubehook/internal/payload"
 	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/retry"
 	"github.com/kubehook/kubehook/internal/sender"
 	"github.com/kubehook/kubehook/internal/tenancy"
 )
@@ -148,7 +149,10 @@ func (r *WebhookSubscriptionReconciler) secretData(ctx context.Context, entry *r
 // applyDeliveryStatus copies what the engine observed of deliveries into
 // status, and the inactive verdict into the entry. The tracker coalesces
 // outcomes, so this runs at most once per sync period per subscription, plus
-// once per transition.
+// once per transition. The failure streak in status is the one streak: it
+// keeps its start across restarts, only a success, a reactivation or a spec
+// change ends it, and it deactivates the subscription once it is longer
+// than deactivateAfter.
 func (r *WebhookSubscriptionReconciler) applyDeliveryStatus(_ context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
 	st := &obj.Status
 	if r.Outcomes != nil {
@@ -166,15 +170,14 @@ func (r *WebhookSubscriptionReconciler) applyDeliveryStatus(_ context.Context, o
 				st.ConsecutiveFailures = s.ConsecutiveFailures
 				st.LastFailure = &kubehookv1.DeliveryFailure{StatusCode: int32(s.LastFailureCode), Message: s.LastFailureMessage}
 			}
-			if s.Deactivated && !st.Inactive {
+			streakExpired := st.FailingSince != nil && st.LastFailureAt != nil && st.ConsecutiveFailures > 0 &&
+				retry.ShouldDeactivate(entry.Delivery, st.FailingSince.Time, st.LastFailureAt.Time, 0)
+			if (s.Deactivated || streakExpired) && !st.Inactive {
 				st.Inactive = true
 				r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, kubehookv1.InactiveReason, "Deactivate",
 					"deactivated after failing since %s: %s", st.FailingSince, s.LastFailureMessage)
 			}
 		}
-	}
-	if st.FailingSince != nil {
-		entry.FailingSince = st.FailingSince.Time
 	}
 	entry.Inactive = st.Inactive
 	return nil
@@ -196,19 +199,26 @@ func metaTime(t time.Time) *metav1.Time {
 }
 
 // applyInactive clears a stored inactive verdict when the spec changed or
-// kubehook.io/reactivate has a new value. It runs before the engine's
-// outcomes are applied, so it only ever reactivates what status recorded as
-// inactive: a deactivation not yet written is never mistaken for an old one.
-func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
+// kubehook.io/reactivate has a new value, and ends the failure streak with
+// it, so a reactivated subscription gets a full deactivateAfter again. A
+// spec change ends the streak of an active subscription too. It runs before
+// the engine's outcomes are applied, so it only ever reactivates what status
+// recorded as inactive: a deactivation not yet written is never mistaken
+// for an old one.
+func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *kubehookv1.WebhookSubscription, _ *registry.Subscription) error {
 	st := &obj.Status
 	reactivate := obj.Annotations[kubehookv1.ReactivateAnnotation]
-	if st.Inactive && (obj.Generation != st.ObservedGeneration || reactivate != st.LastHandledReactivate) {
-		st.Inactive = false
+	specChanged := st.ObservedGeneration != 0 && obj.Generation != st.ObservedGeneration
+	reactivated := st.Inactive && (specChanged || reactivate != st.LastHandledReactivate)
+	if reactivated || (specChanged && st.FailingSince != nil) {
 		st.FailingSince = nil
 		st.ConsecutiveFailures = 0
 		if r.Outcomes != nil {
-			r.Outcomes.ClearDeactivated(client.ObjectKeyFromObject(obj))
+			r.Outcomes.ClearStreak(client.ObjectKeyFromObject(obj))
 		}
+	}
+	if reactivated {
+		st.Inactive = false
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Reactivated", "Reactivate", "subscription reactivated")
 	}
 	st.LastHandledReactivate = reactivate

@@ -13,6 +13,12 @@ const (
 	TestAnnotation = "kubehook.io/test"
 	// ReactivateAnnotation: a new value makes an inactive subscription active again.
 	ReactivateAnnotation = "kubehook.io/reactivate"
+	// ReplayAnnotation: a new value queues every dead letter of the
+	// subscription again, with its original webhook-id.
+	ReplayAnnotation = "kubehook.io/replay"
+	// PurgeDeadLettersAnnotation: a new value deletes every dead letter of
+	// the subscription.
+	PurgeDeadLettersAnnotation = "kubehook.io/purge-dead-letters"
 	// AuthorIDAnnotation holds the creator's Kubernetes user UID (the name
 	// when the user has none); the DTR API shows it as authorID.
 	AuthorIDAnnotation = "kubehook.io/author-id"

@@ -267,6 +267,26 @@ type TestDeliveryStatus struct {
 	Message string `json:"message,omitempty"`
 }
 
+// DeadLetterAction is the outcome of the last replay or purge of the
+// subscription's dead letters, requested with an annotation.
+type DeadLetterAction struct {
+	// request is the value of the annotation this outcome answers.
+	// +optional
+	Request string `json:"request,omitempty"`
+
+	// requestedAt is when kubehook acted on the request.
+	// +optional
+	RequestedAt *metav1.Time `json:"requestedAt,omitempty"`
+
+	// count is how many dead letters were replayed (queued again) or purged.
+	// +optional
+	Count int64 `json:"count"`
+
+	// message says what went wrong, when something did.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
 // WebhookSubscriptionStatus is the observed state of a WebhookSubscription.
 type WebhookSubscriptionStatus struct {
 	// observedGeneration is the generation of the spec last reconciled.
@@ -320,6 +340,29 @@ type WebhookSubscriptionStatus struct {
 	// lastTest is the outcome of the last test delivery.
 	// +optional
 	LastTest *TestDeliveryStatus `json:"lastTest,omitempty"`
+
+	// backlog counts the deliveries queued for this subscription: waiting,
+	// in flight, waiting for a retry, or held while it is suspended or
+	// stalled. Refreshed with the coalesced status writes, not per event.
+	// +optional
+	Backlog int64 `json:"backlog"`
+
+	// deadLetters counts this subscription's dead letters: deliveries given
+	// up (attempts exhausted, the subscription inactive or its key no
+	// longer permitted, held too long), kept for the dead-letter retention
+	// (7 days by default). A new value of the kubehook.io/replay annotation
+	// delivers them again; kubehook.io/purge-dead-letters deletes them.
+	// +optional
+	DeadLetters int64 `json:"deadLetters"`
+
+	// lastReplay is the outcome of the last kubehook.io/replay request.
+	// +optional
+	LastReplay *DeadLetterAction `json:"lastReplay,omitempty"`
+
+	// lastPurge is the outcome of the last kubehook.io/purge-dead-letters
+	// request.
+	// +optional
+	LastPurge *DeadLetterAction `json:"lastPurge,omitempty"`
 }
 
 // WebhookSubscription delivers registry events of one type, for a registry
@@ -338,6 +381,8 @@ type WebhookSubscriptionStatus struct {
 // +kubebuilder:printcolumn:name="Inactive",type=boolean,JSONPath=`.status.inactive`
 // +kubebuilder:printcolumn:name="Last-Success",type=date,JSONPath=`.status.lastSuccessfulAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Backlog",type=integer,priority=1,JSONPath=`.status.backlog`
+// +kubebuilder:printcolumn:name="Dead-Letters",type=integer,priority=1,JSONPath=`.status.deadLetters`
 // +kubebuilder:printcolumn:name="Author",type=string,priority=1,JSONPath=`.metadata.annotations.kubehook\.io/author`
 // +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 type WebhookSubscription struct {

@@ -7,20 +7,19 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -150,7 +149,7 @@ func (o *Options) queueConfig() queue.Config {
 }
 
 // sourcesServer builds the event sources server from the flags.
-func (o *Options) sourcesServer(mgr manager.Manager, pub *engine.Publisher, reg *registry.Registry) (*sources.Server, error) {
+func (o *Options) sourcesServer(mgr manager.Manager, pub *engine.Publisher, loaded *loadGate) (*sources.Server, error) {
 	auth := sources.AuthOptions{
 		TokenFiles: map[string]string{
 			sources.SourceDistribution: o.DistributionTokenFile,
@@ -172,7 +171,7 @@ func (o *Options) sourcesServer(mgr manager.Manager, pub *engine.Publisher, reg 
 		RegistryHost: o.RegistryHost,
 		Auth:         sources.NewAuthenticator(auth),
 		Publisher:    pub,
-		WaitReady:    subscriptionsLoaded(mgr.GetClient(), reg, time.Minute),
+		WaitReady:    loaded.Wait,
 		Log:          ctrl.Log.WithName("sources"),
 	}
 	if o.RegistryURL != "" {
@@ -193,53 +192,6 @@ func (o *Options) sourcesServer(mgr manager.Manager, pub *engine.Publisher, reg 
 		return nil, fmt.Errorf("--registry-credentials-secret needs --registry-url")
 	}
 	return sources.NewServer(opts)
-}
-
-// subscriptionsLoaded is the sources server's WaitReady: it returns once
-// the controller has handled every WebhookSubscription since this process
-// became leader (registered it, or judged it for its current generation),
-// so no event is accepted while it would match nothing. After timeout it
-// returns anyway, logging how many are still pending.
-func subscriptionsLoaded(c client.Reader, reg *registry.Registry, timeout time.Duration) func(context.Context) error {
-	return func(ctx context.Context) error {
-		log := ctrl.Log.WithName("sources")
-		deadline := time.Now().Add(timeout)
-		for {
-			var list kubehookv1.WebhookSubscriptionList
-			err := c.List(ctx, &list)
-			pending := 0
-			for i := range list.Items {
-				if !subscriptionHandled(&list.Items[i], reg) {
-					pending++
-				}
-			}
-			switch {
-			case err == nil && pending == 0:
-				return nil
-			case time.Now().After(deadline):
-				log.Info("serving event sources before every subscription was loaded", "pending", pending, "listError", err)
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(250 * time.Millisecond):
-			}
-		}
-	}
-}
-
-// subscriptionHandled reports whether the controller has dealt with sub's
-// current generation: it is registered in the engine, or being deleted, or
-// its status says it was refused (Ready false for this generation).
-func subscriptionHandled(sub *kubehookv1.WebhookSubscription, reg *registry.Registry) bool {
-	if !sub.DeletionTimestamp.IsZero() {
-		return true
-	}
-	if e, ok := reg.Get(types.NamespacedName{Namespace: sub.Namespace, Name: sub.Name}); ok && e.UID == sub.UID && e.Generation == sub.Generation {
-		return true
-	}
-	return sub.Status.ObservedGeneration == sub.Generation && apimeta.IsStatusConditionFalse(sub.Status.Conditions, kubehookv1.ReadyCondition)
 }
 
 // Run starts kubehook against the cluster of cfg and blocks until ctx ends.
@@ -271,12 +223,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 	defer q.Close()
 
 	reg := registry.New()
+	loaded := &loadGate{reader: mgr.GetClient(), reg: reg, timeout: time.Minute}
 	tracker := outcomes.New(o.StatusSyncPeriod)
+	tracker.CountFrom(q)
 	snd := sender.New(sender.Options{Concurrency: o.DeliveryConcurrency, AllowCIDRs: cidrs})
 	disp := dispatcher.New(q, reg, snd, tracker, dispatcher.Options{
 		Concurrency:     o.DeliveryConcurrency,
 		PerSubscription: o.InFlightPerSubscription,
 		GracePeriod:     o.ShutdownGracePeriod,
+		Loaded:          loaded.Wait,
+		Exists:          subscriptionExists(mgr.GetAPIReader()),
 	})
 	for _, r := range append([]manager.Runnable{disp, tracker, &gauges{queue: q, registry: reg}}, extra...) {
 		if err := mgr.Add(r); err != nil {
@@ -290,13 +246,14 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		Registry:     reg,
 		Outcomes:     tracker,
 		Sender:       snd,
+		DeadLetters:  q,
 		Tenancy:      o.Tenancy,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the controller: %w", err)
 	}
 
 	if o.EventsAddr != "0" {
-		srv, err := o.sourcesServer(mgr, &engine.Publisher{Registry: reg, Queue: q}, reg)
+		srv, err := o.sourcesServer(mgr, &engine.Publisher{Registry: reg, Queue: q}, loaded)
 		if err != nil {
 			return err
 		}
@@ -332,7 +289,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	// Ready only when events can be accepted: the queue reachable and every
+	// subscription loaded.
+	if err := mgr.AddReadyzCheck("queue", func(*http.Request) error { return q.Ready() }); err != nil {
+		return fmt.Errorf("adding ready check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("subscriptions", loaded.Check); err != nil {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
 	return mgr.Start(ctx)

@@ -22,13 +22,17 @@ func (g *gauges) Start(ctx context.Context) error {
 		if n, err := g.queue.Pending(ctx); err == nil {
 			metrics.QueuePending.Set(float64(n))
 		}
-		counts := map[string]int{"active": 0, "suspended": 0, "inactive": 0}
+		counts := map[string]int{"active": 0, "suspended": 0, "stalled": 0, "inactive": 0, "not_permitted": 0}
 		for _, s := range g.registry.List() {
 			switch {
-			case s.Suspended:
-				counts["suspended"]++
 			case s.Inactive:
 				counts["inactive"]++
+			case s.NotPermitted:
+				counts["not_permitted"]++
+			case s.Suspended:
+				counts["suspended"]++
+			case s.Stalled != "":
+				counts["stalled"]++
 			default:
 				counts["active"]++
 			}

@@ -15,13 +15,20 @@ const (
 	ResultDeadLetter = "dead_letter"
 	ResultDropped    = "dropped"
 	ResultDeactivate = "deactivated"
+	ResultHeld       = "held"
+)
+
+// Consumers, the "consumer" label of ConsumerErrorsTotal.
+const (
+	ConsumerShared = "shared"
+	ConsumerParked = "parked"
 )
 
 var (
 	// DeliveriesTotal counts finished attempts and dropped deliveries.
 	DeliveriesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kubehook_deliveries_total",
-		Help: "Delivery attempts by event type and result (success, retry, dead_letter, deactivated), and deliveries dropped without an attempt (dropped).",
+		Help: "Delivery attempts by event type and result (success, retry, dead_letter, deactivated); deliveries held for a suspended or stalled subscription (held), and dropped because their subscription no longer exists (dropped).",
 	}, []string{"type", "result"})
 
 	// DeliveryDuration observes the duration of each HTTP attempt.
@@ -40,7 +47,7 @@ var (
 	// Subscriptions counts registered subscriptions by state.
 	Subscriptions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kubehook_subscriptions",
-		Help: "Registered subscriptions by state (active, suspended, inactive).",
+		Help: "Registered subscriptions by state (active, suspended, stalled, inactive, not_permitted).",
 	}, []string{"state"})
 
 	// ParkedTotal counts deliveries moved to the line of a subscription
@@ -53,10 +60,22 @@ var (
 	// DeadLettersTotal counts deliveries moved to the dead-letter stream.
 	DeadLettersTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "kubehook_dead_letters_total",
-		Help: "Deliveries that exhausted their attempts and were kept as dead letters.",
+		Help: "Deliveries given up and kept as dead letters (attempts exhausted, subscription inactive or not permitted, held too long).",
 	})
+
+	// DeadLetters is the number of dead letters kept, by reason.
+	DeadLetters = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kubehook_dead_letters",
+		Help: "Dead letters kept for replay, by reason (exhausted, deactivated, inactive, key-not-permitted, held-too-long, held-limit, unrenderable, undecodable).",
+	}, []string{"reason"})
+
+	// ConsumerErrorsTotal counts errors of the queue's consumers.
+	ConsumerErrorsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kubehook_queue_consumer_errors_total",
+		Help: "Errors while consuming deliveries (missed heartbeats, a deleted consumer, a lost connection), by consumer (shared, parked); consumption restarts by itself.",
+	}, []string{"consumer"})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(DeliveriesTotal, DeliveryDuration, QueuePending, Subscriptions, DeadLettersTotal, ParkedTotal)
+	ctrlmetrics.Registry.MustRegister(DeliveriesTotal, DeliveryDuration, QueuePending, Subscriptions, DeadLettersTotal, ParkedTotal, DeadLetters, ConsumerErrorsTotal)
 }

@@ -1,8 +1,10 @@
 // Package outcomes collects the delivery engine's attempt outcomes per
-// subscription and decides when status should be written: transitions
-// (first success, failure after success, deactivation) at once, everything
-// else at most once per sync period. The reconciler, woken through Events(),
-// is the only writer of status.
+// subscription, and what the queue holds for each (backlog, dead letters),
+// and decides when status should be written: transitions (first success,
+// failure after success, deactivation) at once, everything else at most once
+// per sync period. The reconciler, woken through Events(), is the only
+// writer of status; the failure streak it writes there is the one every
+// reader uses.
 package outcomes
 
 import (
@@ -12,10 +14,18 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/dispatcher"
+	"github.com/kubehook/kubehook/internal/metrics"
+	"github.com/kubehook/kubehook/internal/queue"
 )
+
+// Counter reads what the queue holds per subscription (queue.Queue).
+type Counter interface {
+	Counts(ctx context.Context) (queue.Counts, error)
+}
 
 // maxMessage bounds the failure message kept for status.
 const maxMessage = 512
@@ -37,10 +47,16 @@ type State struct {
 type Tracker struct {
 	syncPeriod time.Duration
 	events     chan event.GenericEvent
+	counter    Counter
+	refresh    chan struct{}
 
 	mu    sync.Mutex
 	state map[types.NamespacedName]*State
 	dirty map[types.NamespacedName]bool
+	// counts is the queue's last count per subscription UID; names maps
+	// the UIDs the reconciler asked about to their subscription.
+	counts map[types.UID]queue.SubscriptionCounts
+	names  map[types.UID]types.NamespacedName
 }
 
 // New returns a tracker that wakes the reconciler at most once per
@@ -50,8 +66,71 @@ func New(syncPeriod time.Duration) *Tracker {
 		syncPeriod: syncPeriod,
 		// Bounded: a full channel only delays a wake-up to the next tick.
 		events: make(chan event.GenericEvent, 1024),
-		state:  map[types.NamespacedName]*State{},
-		dirty:  map[types.NamespacedName]bool{},
+		state:   map[types.NamespacedName]*State{},
+		dirty:   map[types.NamespacedName]bool{},
+		refresh: make(chan struct{}, 1),
+		counts:  map[types.UID]queue.SubscriptionCounts{},
+		names:   map[types.UID]types.NamespacedName{},
+	}
+}
+
+// CountFrom makes the tracker read the queue's counts once per sync period
+// (and when asked by Refresh), waking the reconciler for subscriptions whose
+// backlog or dead letters changed. Call before Start.
+func (t *Tracker) CountFrom(c Counter) { t.counter = c }
+
+// Counts returns what the queue held for the subscription at the last
+// count, and remembers its name so a change wakes its reconcile.
+func (t *Tracker) Counts(id types.NamespacedName, uid types.UID) queue.SubscriptionCounts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.names[uid] = id
+	return t.counts[uid]
+}
+
+// Refresh asks for a count soon (after a replay or purge), without waiting
+// for the sync period.
+func (t *Tracker) Refresh() {
+	select {
+	case t.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// recount reads the queue's counts and marks the subscriptions whose counts
+// changed, to be written with the next flush.
+func (t *Tracker) recount(ctx context.Context) {
+	if t.counter == nil {
+		return
+	}
+	c, err := t.counter.Counts(ctx)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "counting queued deliveries and dead letters")
+		return
+	}
+	for _, reason := range []string{queue.ReasonExhausted, queue.ReasonDeactivated, queue.ReasonInactive, queue.ReasonNotPermitted,
+		queue.ReasonHeldTooLong, queue.ReasonHeldLimit, queue.ReasonUnrenderable, queue.ReasonUndecodable} {
+		metrics.DeadLetters.WithLabelValues(reason).Set(float64(c.DeadLetters[reason]))
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for uid, old := range t.counts {
+		if _, ok := c.Subscriptions[uid]; !ok && old != (queue.SubscriptionCounts{}) {
+			t.markCountChanged(uid)
+		}
+	}
+	for uid, n := range c.Subscriptions {
+		if t.counts[uid] != n {
+			t.markCountChanged(uid)
+		}
+	}
+	t.counts = c.Subscriptions
+}
+
+// markCountChanged marks uid's subscription for the next flush; t.mu is held.
+func (t *Tracker) markCountChanged(uid types.UID) {
+	if id, ok := t.names[uid]; ok {
+		t.dirty[id] = true
 	}
 }
 
@@ -103,9 +182,9 @@ func (t *Tracker) Get(id types.NamespacedName) (State, bool) {
 	return *s, true
 }
 
-// ClearDeactivated forgets a deactivation once the subscription was
-// reactivated, keeping the rest.
-func (t *Tracker) ClearDeactivated(id types.NamespacedName) {
+// ClearStreak forgets a deactivation and the failure streak once the
+// subscription was reactivated or its spec changed, keeping the rest.
+func (t *Tracker) ClearStreak(id types.NamespacedName) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if s, ok := t.state[id]; ok {
@@ -119,6 +198,9 @@ func (t *Tracker) ClearDeactivated(id types.NamespacedName) {
 func (t *Tracker) Forget(id types.NamespacedName) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if s, ok := t.state[id]; ok {
+		delete(t.names, s.UID)
+	}
 	delete(t.state, id)
 	delete(t.dirty, id)
 }
@@ -128,11 +210,16 @@ func (t *Tracker) Forget(id types.NamespacedName) {
 func (t *Tracker) Start(ctx context.Context) error {
 	tick := time.NewTicker(t.syncPeriod)
 	defer tick.Stop()
+	t.recount(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+			t.recount(ctx)
+			t.Flush()
+		case <-t.refresh:
+			t.recount(ctx)
 			t.Flush()
 		}
 	}

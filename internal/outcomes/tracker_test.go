@@ -82,7 +82,7 @@ func TestTransitionsWakeAtOnceTheRestWaitsForFlush(t *testing.T) {
 	if s.ConsecutiveFailures != 0 || !s.FailingSince.IsZero() || !s.Deactivated {
 		t.Fatalf("after recovery state = %+v (deactivation stays until reactivated)", s)
 	}
-	tr.ClearDeactivated(id)
+	tr.ClearStreak(id)
 	if s, _ = tr.Get(id); s.Deactivated {
 		t.Fatal("ClearDeactivated kept the deactivation")
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"k8s.io/apimachinery/pkg/types"
@@ -15,6 +16,7 @@ const (
 	hdrSubscription = "Kubehook-Subscription"
 	hdrEventType    = "Kubehook-Event-Type"
 	hdrAttempt      = "Kubehook-Attempt"
+	hdrQueuedAt     = "Kubehook-Queued-At"
 	hdrLastError    = "Kubehook-Last-Error"
 )
 
@@ -30,12 +32,29 @@ type Delivery struct {
 	EventType string
 	// Attempts counts the attempts already made.
 	Attempts int
+	// QueuedAt is when a source handed the event in (or it was replayed);
+	// held deliveries older than the dead-letter retention are given up.
+	// Publish sets it when zero.
+	QueuedAt time.Time
 	// Event is the DTR wrapper {"type", "createdAt", "contents"}, as JSON.
 	Event []byte
 }
 
 func deliverySubject(uid types.UID) string { return deliverySubjectPrefix + string(uid) }
 func parkedSubject(uid types.UID) string   { return parkedSubjectPrefix + string(uid) }
+
+// retrySubject holds the waiting retry of one delivery and attempt count;
+// the subscription UID comes first so a subscription's retries can be
+// counted by subject.
+func retrySubject(uid types.UID, id string, attempts int) string {
+	return fmt.Sprintf("%s%s.%s.%d", retrySubjectPrefix, uid, id, attempts)
+}
+
+// deadSubject holds a subscription's dead letters of one reason, so both can
+// be counted by subject without reading a message.
+func deadSubject(uid types.UID, reason string) string {
+	return deadSubjectPrefix + string(uid) + "." + reason
+}
 
 // subjectUID returns the subscription UID of a delivery or parked subject.
 func subjectUID(subject string) (types.UID, bool) {
@@ -53,6 +72,9 @@ func (d *Delivery) message(subject string) *nats.Msg {
 	m.Header.Set(hdrSubscription, d.Subscription.String())
 	m.Header.Set(hdrEventType, d.EventType)
 	m.Header.Set(hdrAttempt, strconv.Itoa(d.Attempts))
+	if !d.QueuedAt.IsZero() {
+		m.Header.Set(hdrQueuedAt, strconv.FormatInt(d.QueuedAt.UnixMilli(), 10))
+	}
 	m.Data = d.Event
 	return m
 }
@@ -63,6 +85,11 @@ func decode(subject string, h nats.Header, data []byte) (*Delivery, error) {
 	if !ok {
 		return nil, fmt.Errorf("subject %q is not a delivery subject", subject)
 	}
+	return decodeFor(uid, h, data)
+}
+
+// decodeFor reads a delivery of subscription uid from its headers and body.
+func decodeFor(uid types.UID, h nats.Header, data []byte) (*Delivery, error) {
 	d := &Delivery{
 		ID:              h.Get(hdrDeliveryID),
 		SubscriptionUID: uid,
@@ -82,5 +109,13 @@ func decode(subject string, h nats.Header, data []byte) (*Delivery, error) {
 		return nil, fmt.Errorf("header %s %q is not a count", hdrAttempt, h.Get(hdrAttempt))
 	}
 	d.Attempts = n
+	// Absent in deliveries queued by earlier versions: they count from now.
+	if v := h.Get(hdrQueuedAt); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("header %s %q is not a time", hdrQueuedAt, v)
+		}
+		d.QueuedAt = time.UnixMilli(ms)
+	}
 	return d, nil
 }

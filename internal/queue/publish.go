@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -14,11 +15,15 @@ import (
 // awaited together, so a batch costs about one round trip, not one each.
 // The delivery ID doubles as the JetStream message ID, so publishing the
 // same batch again (a client's retry) stores nothing twice within the
-// duplicate window.
+// duplicate window. Deliveries without QueuedAt get the current time.
 func (q *Queue) Publish(ctx context.Context, deliveries []Delivery) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(deliveries))
+	now := time.Now()
 	for i := range deliveries {
 		d := &deliveries[i]
+		if d.QueuedAt.IsZero() {
+			d.QueuedAt = now
+		}
 		f, err := q.js.PublishMsgAsync(d.message(deliverySubject(d.SubscriptionUID)), jetstream.WithMsgID(d.ID))
 		if err != nil {
 			return fmt.Errorf("queue: publishing delivery %s: %w", d.ID, err)

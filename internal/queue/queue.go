@@ -11,14 +11,16 @@
 // own subject kubehook.parked.<UID>, read by a consumer of its own whose
 // ack-pending window is the subscription's in-flight limit: its backlog then
 // waits in the stream, not in memory, and costs the other subscriptions
-// nothing.
+// nothing. The same line holds the deliveries of a suspended or stalled
+// subscription, with no consumer reading it until the subscription resumes.
 //
 // A retry is not a negative ack: the next attempt is published as a message
 // schedule (Nats-Schedule "@at <time>") that JetStream itself turns into a new
 // delivery message when it is due, and the current message is acked. Waiting
 // retries therefore occupy no consumer slots, which keeps one failing
-// endpoint from filling the consumer's ack-pending window. Exhausted
-// deliveries go to the bounded dead-letter stream KUBEHOOK_DEAD_LETTERS.
+// endpoint from filling the consumer's ack-pending window. Given-up
+// deliveries go to the bounded dead-letter stream KUBEHOOK_DEAD_LETTERS, on
+// subject kubehook.dead.<UID>.<reason>, from where they can be replayed.
 package queue
 
 import (
@@ -173,7 +175,7 @@ func (q *Queue) setup(ctx context.Context) error {
 	}
 	q.dead, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        DeadLetterStream,
-		Description: "kubehook deliveries that exhausted their attempts, kept for replay",
+		Description: "kubehook deliveries given up (attempts exhausted, subscription inactive or not permitted, held too long), kept for replay",
 		Subjects:    []string{deadSubjectPrefix + ">"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
@@ -185,7 +187,15 @@ func (q *Queue) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("queue: stream %s: %w", DeadLetterStream, err)
 	}
-	q.consumer, err = q.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	q.consumer, err = q.stream.CreateOrUpdateConsumer(ctx, q.sharedConsumerConfig())
+	if err != nil {
+		return fmt.Errorf("queue: consumer %s: %w", ConsumerName, err)
+	}
+	return nil
+}
+
+func (q *Queue) sharedConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
 		Durable:       ConsumerName,
 		Description:   "the kubehook dispatcher",
 		FilterSubject: deliverySubjectPrefix + ">",
@@ -194,11 +204,7 @@ func (q *Queue) setup(ctx context.Context) error {
 		MaxDeliver:    -1,
 		MaxAckPending: q.cfg.MaxAckPending,
 		Replicas:      q.cfg.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("queue: consumer %s: %w", ConsumerName, err)
 	}
-	return nil
 }
 
 // Close drains the connection and stops the embedded server. Unacked
@@ -212,6 +218,15 @@ func (q *Queue) Close() {
 		q.srv.Shutdown()
 		q.srv.WaitForShutdown()
 	}
+}
+
+// Ready reports whether the queue can take deliveries: the connection to
+// NATS is up.
+func (q *Queue) Ready() error {
+	if st := q.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("queue: NATS connection %s", st)
+	}
+	return nil
 }
 
 // Pending returns the number of deliveries in the stream (waiting, in

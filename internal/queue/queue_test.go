@@ -142,7 +142,7 @@ func TestDeadLetterKeepsExhaustedDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	consumeN(t, q, 1, func(m *Msg) {
-		if err := m.DeadLetter(ctx, "HTTP 500 after 10 attempts"); err != nil {
+		if err := m.DeadLetter(ctx, ReasonExhausted, "HTTP 500 after 10 attempts"); err != nil {
 			t.Error(err)
 		}
 	})

@@ -5,7 +5,6 @@ package registry
 
 import (
 	"sync"
-	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -27,13 +26,16 @@ type Subscription struct {
 	Key      string
 	Endpoint string
 
-	// FailingSince is the start of the failure streak recorded in status, so
-	// deactivateAfter keeps counting across restarts.
-	FailingSince time.Time
-
-	// Suspended and Inactive subscriptions stay registered but match nothing.
+	// Suspended and Stalled subscriptions still match: their deliveries are
+	// queued and held until they resume or are fixed. Stalled says why the
+	// controller cannot use the subscription (a missing Secret, bad TLS
+	// material); empty when it can.
 	Suspended bool
-	Inactive  bool
+	Stalled   string
+	// Inactive and NotPermitted subscriptions match nothing, and what was
+	// queued for them goes to the dead letters.
+	Inactive     bool
+	NotPermitted bool
 
 	PayloadFormat kubehookv1.PayloadFormat
 	Delivery      Delivery
@@ -50,8 +52,47 @@ type Subscription struct {
 	SecretVersions map[string]string
 }
 
-// Active reports whether the subscription receives deliveries.
-func (s *Subscription) Active() bool { return !s.Suspended && !s.Inactive }
+// Matches reports whether new events are queued for the subscription.
+func (s *Subscription) Matches() bool { return !s.Inactive && !s.NotPermitted }
+
+// Active reports whether the subscription's deliveries are attempted now.
+func (s *Subscription) Active() bool { return s.Matches() && !s.Suspended && s.Stalled == "" }
+
+// Fate is what becomes of a delivery queued for a subscription.
+type Fate int
+
+const (
+	// Deliver: attempt it now.
+	Deliver Fate = iota
+	// Hold: keep it queued, not attempted, until the subscription resumes.
+	Hold
+	// DeadLetter: keep it as a dead letter, with the reason; it may be replayed.
+	DeadLetter
+)
+
+// Fate decides what becomes of a delivery for this subscription, and why
+// when it is not delivered. This is the one place that decides it; a
+// subscription that is gone (no entry, and no object with its UID) is the
+// caller's to establish, since only the API server can tell.
+func (s *Subscription) Fate() (Fate, string) {
+	switch {
+	case s.Inactive:
+		return DeadLetter, ReasonInactive
+	case s.NotPermitted:
+		return DeadLetter, ReasonNotPermitted
+	case s.Suspended:
+		return Hold, "suspended"
+	case s.Stalled != "":
+		return Hold, "stalled: " + s.Stalled
+	}
+	return Deliver, ""
+}
+
+// Reasons a subscription's deliveries are dead-lettered.
+const (
+	ReasonInactive     = "inactive"
+	ReasonNotPermitted = "key-not-permitted"
+)
 
 // matchEntry is one active subscription in the match index. The type is kept
 // as a small integer beside the pointer, so matching reads no subscription.
@@ -64,15 +105,20 @@ type matchEntry struct {
 type Registry struct {
 	mu   sync.RWMutex
 	byID map[types.NamespacedName]*Subscription
+	// byUID finds the entry of a queued delivery's subscription UID.
+	byUID map[types.UID]*Subscription
 	// byKey indexes active subscriptions by key; an event looks up at most
 	// three keys (repository, namespace, global).
 	byKey keyIndex
+	// watchers are told of every change (see OnChange).
+	watchers []func(types.NamespacedName)
 }
 
 // New returns an empty registry.
 func New() *Registry {
 	return &Registry{
 		byID:  map[types.NamespacedName]*Subscription{},
+		byUID: map[types.UID]*Subscription{},
 		byKey: newKeyIndex(),
 	}
 }
@@ -92,12 +138,14 @@ func (r *Registry) Upsert(s *Subscription) {
 	defer r.mu.Unlock()
 	if old, ok := r.byID[s.ID]; ok {
 		r.unindex(old)
+		delete(r.byUID, old.UID)
 	}
 	r.byID[s.ID] = s
-	if !s.Active() {
-		return
+	r.byUID[s.UID] = s
+	if s.Matches() {
+		r.byKey.add(s.Key, matchEntry{t: typeIndex[s.Type], sub: s})
 	}
-	r.byKey.add(s.Key, matchEntry{t: typeIndex[s.Type], sub: s})
+	r.changed(s.ID)
 }
 
 // Remove drops the entry with the given ID, if any, and reports whether there was one.
@@ -110,6 +158,8 @@ func (r *Registry) Remove(id types.NamespacedName) bool {
 	}
 	r.unindex(old)
 	delete(r.byID, id)
+	delete(r.byUID, old.UID)
+	r.changed(id)
 	return true
 }
 
@@ -132,7 +182,24 @@ func (r *Registry) Deactivate(id types.NamespacedName, uid types.UID) bool {
 	next := *cur
 	next.Inactive = true
 	r.byID[id] = &next
+	r.byUID[uid] = &next
+	r.changed(id)
 	return true
+}
+
+// OnChange registers fn, called with the ID of every entry added, replaced
+// or removed, after the change. fn runs with the registry locked for
+// writing: it must not call back into the registry, nor block.
+func (r *Registry) OnChange(fn func(types.NamespacedName)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.watchers = append(r.watchers, fn)
+}
+
+func (r *Registry) changed(id types.NamespacedName) {
+	for _, fn := range r.watchers {
+		fn(id)
+	}
 }
 
 // Get returns the entry with the given ID.
@@ -140,6 +207,14 @@ func (r *Registry) Get(id types.NamespacedName) (*Subscription, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	s, ok := r.byID[id]
+	return s, ok
+}
+
+// GetByUID returns the entry of the object with the given UID.
+func (r *Registry) GetByUID(uid types.UID) (*Subscription, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s, ok := r.byUID[uid]
 	return s, ok
 }
 
@@ -161,7 +236,7 @@ func (r *Registry) List() []*Subscription {
 	return out
 }
 
-// Match returns the active subscriptions for an event of type t on the
+// Match returns the subscriptions that take new events (Matches) for an event of type t on the
 // registry repository path repo ("ns/repo", nested "ns/team/repo", or ""
 // for global events): those keyed on the repository, on its namespace (the
 // first path component), and those with the empty key. REPO_CREATED,

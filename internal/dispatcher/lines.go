@@ -1,0 +1,270 @@
+package dispatcher
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/kubehook/kubehook/internal/metrics"
+	"github.com/kubehook/kubehook/internal/queue"
+)
+
+// park moves m to the subscription's own line, starting that line's
+// consumer if it is not running.
+func (d *Dispatcher) park(ctx context.Context, uid types.UID, st *subState, m *queue.Msg) error {
+	st.parkMu.Lock()
+	defer st.parkMu.Unlock()
+	if err := d.ensureLine(ctx, uid, st); err != nil {
+		st.parking.Add(-1)
+		return err
+	}
+	if err := m.Park(func() { st.parking.Add(-1) }); err != nil {
+		st.parking.Add(-1)
+		return err
+	}
+	metrics.ParkedTotal.Inc()
+	return nil
+}
+
+// holdDelivery moves m to its subscription's line without a consumer to
+// read it: it waits there, in order of arrival, until the subscription can
+// be delivered to. Beyond MaxHeld it goes to the dead letters instead.
+func (d *Dispatcher) holdDelivery(m *queue.Msg, why string) error {
+	d.mu.Lock()
+	st := d.state(m.SubscriptionUID, m.Subscription)
+	st.parking.Add(1)
+	d.mu.Unlock()
+	st.parkMu.Lock()
+	defer st.parkMu.Unlock()
+	if !st.heldKnown {
+		n, err := d.queue.ParkedCount(d.sendCtx, m.SubscriptionUID)
+		if err != nil {
+			st.parking.Add(-1)
+			_ = m.Release()
+			return err
+		}
+		st.held, st.heldKnown = n, true
+	}
+	if st.held >= d.opts.MaxHeld {
+		st.parking.Add(-1)
+		d.deadLetter(m, queue.ReasonHeldLimit, "more than the limit of held deliveries while "+why)
+		return nil
+	}
+	d.mu.Lock()
+	st.parked = true
+	d.mu.Unlock()
+	if err := m.Park(func() { st.parking.Add(-1) }); err != nil {
+		st.parking.Add(-1)
+		return err
+	}
+	st.held++
+	metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultHeld).Inc()
+	return nil
+}
+
+// ensureLine starts the consumer of uid's line; parkMu is held.
+func (d *Dispatcher) ensureLine(ctx context.Context, uid types.UID, st *subState) error {
+	if st.line != nil {
+		return nil
+	}
+	// The line's window is a few times the in-flight limit, so fetching
+	// and acking overlap with attempts; slots still bound the attempts.
+	line, err := d.queue.ConsumeParked(ctx, uid, 4*d.opts.PerSubscription, func(m *queue.Msg) { d.handleParked(uid, st, m) })
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	st.line = line
+	st.parked = true
+	st.heldKnown = false
+	d.mu.Unlock()
+	return nil
+}
+
+// handleParked runs on a line's consumer goroutine: waiting for a free slot
+// here delays only this subscription.
+func (d *Dispatcher) handleParked(uid types.UID, st *subState, m *queue.Msg) {
+	if d.stopping.Load() {
+		_ = m.Release()
+		return
+	}
+	if _, v := d.judge(m); v.fate != deliver {
+		d.apply(m, v, st)
+		return
+	}
+	select {
+	case st.slots <- struct{}{}:
+	case <-d.stop:
+	}
+	if d.stopping.Load() {
+		_ = m.Release()
+		return
+	}
+	d.mu.Lock()
+	st.inflight++
+	d.mu.Unlock()
+	d.startWorker(uid, st, m)
+}
+
+// holdLine stops the consumer of a line whose subscription must be held.
+// The consumer is kept, so attempts in flight can still be acked; what is
+// unread stays on the line.
+func (d *Dispatcher) holdLine(st *subState) {
+	st.parkMu.Lock()
+	defer st.parkMu.Unlock()
+	if st.line == nil {
+		return
+	}
+	st.line.Stop()
+	d.mu.Lock()
+	st.line = nil
+	d.mu.Unlock()
+}
+
+// maybeUnpark returns a subscription whose line is empty to the shared
+// consumer.
+func (d *Dispatcher) maybeUnpark(uid types.UID, st *subState) {
+	if d.stopping.Load() {
+		return
+	}
+	st.parkMu.Lock()
+	defer st.parkMu.Unlock()
+	d.mu.Lock()
+	busy := st.inflight > 0
+	d.mu.Unlock()
+	if st.line == nil || busy || st.parking.Load() > 0 {
+		return
+	}
+	empty, err := d.queue.ParkedEmpty(d.sendCtx, uid)
+	if err != nil || !empty {
+		return
+	}
+	st.line.Delete()
+	d.mu.Lock()
+	st.line = nil
+	st.parked = false
+	d.mu.Unlock()
+}
+
+// resumeParked picks up the lines an earlier run left: those of
+// subscriptions that can be delivered to are read again, the others stay
+// held. A line whose subscription is not registered is read too: each
+// delivery on it is judged (dropped if the subscription is gone, the line
+// held again if not).
+func (d *Dispatcher) resumeParked(ctx context.Context) error {
+	uids, err := d.queue.ParkedSubscriptions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, uid := range uids {
+		var id types.NamespacedName
+		sub, ok := d.registry.GetByUID(uid)
+		if ok {
+			id = sub.ID
+		}
+		d.mu.Lock()
+		st := d.state(uid, id)
+		st.parked = true
+		d.mu.Unlock()
+		if ok && verdictOf(sub).fate == hold {
+			continue
+		}
+		st.parkMu.Lock()
+		err := d.ensureLine(ctx, uid, st)
+		st.parkMu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tendHeldLines resumes held lines when their subscription changes (resumed,
+// fixed, deactivated, deleted), and moves held deliveries older than the
+// dead-letter retention to the dead letters, until ctx ends.
+func (d *Dispatcher) tendHeldLines(ctx context.Context) {
+	expire := time.NewTicker(d.opts.ExpireHeldEvery)
+	defer expire.Stop()
+	d.expireHeld(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-d.changes:
+			all := d.changesLost.Swap(false)
+			d.resumeHeld(ctx, func(st *subState) bool { return all || st.id == id })
+		case <-expire.C:
+			d.expireHeld(ctx)
+		}
+	}
+}
+
+// heldLines returns the states of held lines that match.
+func (d *Dispatcher) heldLines(match func(*subState) bool) map[types.UID]*subState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[types.UID]*subState{}
+	for uid, st := range d.subs {
+		if st.parked && st.line == nil && match(st) {
+			out[uid] = st
+		}
+	}
+	return out
+}
+
+// resumeHeld starts reading the held lines that match, unless their
+// subscription is still to be held.
+func (d *Dispatcher) resumeHeld(ctx context.Context, match func(*subState) bool) {
+	for uid, st := range d.heldLines(match) {
+		if sub, ok := d.registry.GetByUID(uid); ok && verdictOf(sub).fate == hold {
+			continue
+		} else if !ok && st.id.Name != "" && !d.gone(st.id, uid) {
+			continue // not loaded: stays held
+		}
+		st.parkMu.Lock()
+		if err := d.ensureLine(ctx, uid, st); err != nil {
+			log.FromContext(ctx).Error(err, "resuming held deliveries", "subscription", st.id)
+		}
+		st.parkMu.Unlock()
+	}
+}
+
+// expireHeld moves the held deliveries older than the dead-letter retention
+// to the dead letters.
+func (d *Dispatcher) expireHeld(ctx context.Context) {
+	cutoff := d.opts.Now().Add(-d.queue.HoldMaxAge())
+	for uid, st := range d.heldLines(func(*subState) bool { return true }) {
+		st.parkMu.Lock()
+		if st.line == nil {
+			n, err := d.queue.ExpireHeld(ctx, uid, cutoff)
+			if err != nil {
+				log.FromContext(ctx).Error(err, "expiring held deliveries", "subscription", st.id)
+			}
+			if n > 0 {
+				metrics.DeadLettersTotal.Add(float64(n))
+				st.heldKnown = false
+			}
+		}
+		st.parkMu.Unlock()
+	}
+}
+
+// stopLines stops every line's fetching at shutdown. Their consumers are
+// kept: attempts in flight are still acked, and the next start reads on.
+func (d *Dispatcher) stopLines() {
+	d.mu.Lock()
+	states := make([]*subState, 0, len(d.subs))
+	for _, st := range d.subs {
+		states = append(states, st)
+	}
+	d.mu.Unlock()
+	for _, st := range states {
+		st.parkMu.Lock()
+		if st.line != nil {
+			st.line.Stop()
+		}
+		st.parkMu.Unlock()
+	}
+}
