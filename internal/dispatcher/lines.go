@@ -20,12 +20,23 @@ func (d *Dispatcher) park(ctx context.Context, uid types.UID, st *subState, m *q
 		st.parking.Add(-1)
 		return err
 	}
-	if err := m.Park(func() { st.parking.Add(-1) }); err != nil {
-		st.parking.Add(-1)
+	if err := d.parkMsg(st, m); err != nil {
 		return err
 	}
 	metrics.ParkedTotal.Inc()
 	return nil
+}
+
+// parkMsg moves m to st's line; shutdown waits for the move to finish, so
+// no original is left unacked beside its copy.
+func (d *Dispatcher) parkMsg(st *subState, m *queue.Msg) error {
+	d.wg.Add(1)
+	err := m.Park(func() { st.parking.Add(-1); d.wg.Done() })
+	if err != nil {
+		st.parking.Add(-1)
+		d.wg.Done()
+	}
+	return err
 }
 
 // holdDelivery moves m to its subscription's line without a consumer to
@@ -55,8 +66,7 @@ func (d *Dispatcher) holdDelivery(m *queue.Msg, why string) error {
 	d.mu.Lock()
 	st.parked = true
 	d.mu.Unlock()
-	if err := m.Park(func() { st.parking.Add(-1) }); err != nil {
-		st.parking.Add(-1)
+	if err := d.parkMsg(st, m); err != nil {
 		return err
 	}
 	st.held++

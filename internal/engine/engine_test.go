@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -257,24 +259,70 @@ func TestGoneDeactivatesAtOnce(t *testing.T) {
 	}
 }
 
-func TestPendingDeliveriesOfASuspendedSubscriptionAreDropped(t *testing.T) {
-	h := start(t)
-	block := make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
-	defer slow.Close()
-	defer close(block)
-	sub := h.subscribe("paused", kubehookv1.TagPush, "acme", slow.URL, func(s *registry.Subscription) {
-		s.Delivery.Timeout = 2 * time.Second
-		s.Delivery.MaxAttempts = 100
-	})
-	// Suspend right away: nothing published before delivery is attempted after it.
+// TestSuspendedSubscriptionHoldsItsDeliveriesUntilResumed: queued deliveries
+// of a suspended subscription wait in the queue, not attempted and not
+// dropped, and are delivered in order of arrival once it resumes.
+func TestSuspendedSubscriptionHoldsItsDeliveriesUntilResumed(t *testing.T) {
+	// One attempt at a time, so the order attempts start in is the order
+	// they arrive in.
+	h := startWith(t, dispatcher.Options{PerSubscription: 1})
+	r := newReceiver(t)
+	sub := h.subscribe("paused", kubehookv1.TagPush, "acme", r.URL)
 	paused := *sub
 	paused.Suspended = true
-	if _, err := h.pub.Publish(context.Background(), tagPush(t, "acme/web"), tagPush(t, "acme/api")); err != nil {
-		t.Fatal(err)
-	}
 	h.reg.Upsert(&paused)
-	gomega.NewWithT(t).Eventually(func() (uint64, error) {
-		return h.queue.Pending(context.Background())
-	}, 20*time.Second, 50*time.Millisecond).Should(gomega.BeZero(), "deliveries still pending for a suspended subscription")
+	var events []Event
+	for i := range 5 {
+		events = append(events, tagPushNumbered(t, "acme/web", i))
+	}
+	if n, err := h.pub.Publish(context.Background(), events...); err != nil || n != 5 {
+		t.Fatalf("Publish = %d, %v; want 5 queued for the suspended subscription", n, err)
+	}
+	g := gomega.NewWithT(t)
+	g.Eventually(func() (int64, error) {
+		c, err := h.queue.ParkedCount(context.Background(), sub.UID)
+		return c, err
+	}, 20*time.Second, 20*time.Millisecond).Should(gomega.BeEquivalentTo(5), "deliveries not held")
+	g.Consistently(r.got, 300*time.Millisecond).ShouldNot(gomega.Receive(), "a suspended subscription was delivered to")
+
+	resumed := *sub
+	h.reg.Upsert(&resumed)
+	for i := range 5 {
+		got := r.next(t)
+		if want := fmt.Sprintf(`"tag":"e-%d"`, i); !strings.Contains(string(got.body), want) {
+			t.Fatalf("delivery %d after resume is %s, want %s: not in order of arrival", i, got.body, want)
+		}
+	}
+	g.Eventually(func() (uint64, error) { return h.queue.Pending(context.Background()) }, 20*time.Second, 50*time.Millisecond).Should(gomega.BeZero())
+}
+
+// TestUnregisteredSubscriptionIsDroppedOnlyWhenGone: a delivery whose
+// subscription is not in the registry is held while the API server says
+// the object exists (not loaded yet), delivered once it is registered, and
+// dropped only for an object that is gone.
+func TestUnregisteredSubscriptionIsDroppedOnlyWhenGone(t *testing.T) {
+	var exists sync.Map // UID -> bool
+	h := startWith(t, dispatcher.Options{Exists: func(_ context.Context, _ types.NamespacedName, uid types.UID) (bool, error) {
+		v, _ := exists.Load(uid)
+		return v == true, nil
+	}})
+	r := newReceiver(t)
+	later := h.subscribe("later", kubehookv1.TagPush, "acme", r.URL)
+	gone := h.subscribe("gone", kubehookv1.TagPush, "acme", r.URL)
+	exists.Store(later.UID, true)
+	if n, err := h.pub.Publish(context.Background(), tagPush(t, "acme/web")); err != nil || n != 2 {
+		t.Fatalf("Publish = %d, %v", n, err)
+	}
+	// As after a restart: the registry has not loaded them (yet).
+	h.reg.Remove(later.ID)
+	h.reg.Remove(gone.ID)
+	g := gomega.NewWithT(t)
+	g.Eventually(func() (int64, error) { return h.queue.ParkedCount(context.Background(), later.UID) }, 20*time.Second, 20*time.Millisecond).
+		Should(gomega.BeEquivalentTo(1), "the delivery of an existing subscription was not held")
+	g.Eventually(func() (int64, error) { return h.queue.ParkedCount(context.Background(), gone.UID) }, 20*time.Second, 20*time.Millisecond).
+		Should(gomega.BeZero())
+	h.reg.Upsert(later)
+	r.next(t)
+	g.Eventually(func() (uint64, error) { return h.queue.Pending(context.Background()) }, 20*time.Second, 50*time.Millisecond).Should(gomega.BeZero())
+	g.Consistently(r.got, 300*time.Millisecond).ShouldNot(gomega.Receive(), "the deleted subscription's delivery was attempted")
 }

@@ -29,7 +29,7 @@ const (
 // message acked once JetStream has stored it, so parking costs the caller
 // (the shared consumer) no round trip. If the copy is not stored, this
 // message is handed out again at once. done, if not nil, is called when the
-// copy is stored or has failed.
+// copy is stored and this message acked, or the copy has failed.
 func (m *Msg) Park(done func()) error {
 	f, err := m.q.js.PublishMsgAsync(m.message(parkedSubject(m.SubscriptionUID)))
 	if err != nil {
@@ -38,7 +38,10 @@ func (m *Msg) Park(done func()) error {
 	go func() {
 		select {
 		case <-f.Ok():
-			_ = m.raw.Ack()
+			// Confirmed, so done means the original has left the queue.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = m.raw.DoubleAck(ctx)
+			cancel()
 		case <-f.Err():
 			_ = m.raw.Nak()
 		}

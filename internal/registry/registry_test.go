@@ -10,7 +10,7 @@ import (
 )
 
 func sub(name string, t kubehookv1.EventType, key string) *Subscription {
-	return &Subscription{ID: types.NamespacedName{Namespace: "ns", Name: name}, Type: t, Key: key}
+	return &Subscription{ID: types.NamespacedName{Namespace: "ns", Name: name}, UID: types.UID("uid-" + name), Type: t, Key: key}
 }
 
 func names(subs []*Subscription) []string {
@@ -66,25 +66,64 @@ func TestMatchScopes(t *testing.T) {
 	}
 }
 
-func TestSuspendedAndInactiveStayRegisteredButDoNotMatch(t *testing.T) {
+// Suspended and stalled subscriptions still take new events (they are held
+// for them); inactive and not-permitted ones take none.
+func TestHeldSubscriptionsMatchGivenUpOnesDoNot(t *testing.T) {
 	r := New()
-	s := sub("a", kubehookv1.TagPush, "acme")
+	s := sub("suspended", kubehookv1.TagPush, "acme")
 	s.Suspended = true
-	r.Upsert(s)
-	i := sub("b", kubehookv1.TagPush, "acme")
+	st := sub("stalled", kubehookv1.TagPush, "acme")
+	st.Stalled = "SecretNotFound: Secret \"k\" not found"
+	i := sub("inactive", kubehookv1.TagPush, "acme")
 	i.Inactive = true
-	r.Upsert(i)
+	np := sub("not-permitted", kubehookv1.TagPush, "acme")
+	np.NotPermitted = true
+	for _, e := range []*Subscription{s, st, i, np} {
+		r.Upsert(e)
+	}
 
-	if r.Len() != 2 {
-		t.Fatalf("Len = %d, want 2", r.Len())
+	if r.Len() != 4 {
+		t.Fatalf("Len = %d, want 4", r.Len())
 	}
-	if got := r.Match(kubehookv1.TagPush, "acme/app"); len(got) != 0 {
-		t.Fatalf("suspended/inactive matched: %v", names(got))
+	got := names(r.Match(kubehookv1.TagPush, "acme/app"))
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"stalled", "suspended"}) {
+		t.Fatalf("Match = %v, want the held ones only", got)
 	}
-	resumed := sub("a", kubehookv1.TagPush, "acme")
-	r.Upsert(resumed)
-	if got := names(r.Match(kubehookv1.TagPush, "acme/app")); !slices.Equal(got, []string{"a"}) {
-		t.Fatalf("after resume Match = %v, want [a]", got)
+	for _, tt := range []struct {
+		sub  *Subscription
+		fate Fate
+	}{{s, Hold}, {st, Hold}, {i, DeadLetter}, {np, DeadLetter}, {sub("ok", kubehookv1.TagPush, "acme"), Deliver}} {
+		if f, why := tt.sub.Fate(); f != tt.fate || (f != Deliver && why == "") {
+			t.Errorf("%s: Fate = %v %q, want %v with a reason", tt.sub.ID.Name, f, why, tt.fate)
+		}
+	}
+	reactivated := sub("inactive", kubehookv1.TagPush, "acme")
+	r.Upsert(reactivated)
+	if got, ok := r.GetByUID(reactivated.UID); !ok || got != reactivated {
+		t.Fatalf("GetByUID after replace = %v, %v", got, ok)
+	}
+	if got := names(r.Match(kubehookv1.TagPush, "acme/app")); len(got) != 3 {
+		t.Fatalf("after reactivation Match = %v, want 3", got)
+	}
+}
+
+// OnChange hears of every change, so held deliveries resume when their
+// subscription does.
+func TestOnChangeReportsEveryChange(t *testing.T) {
+	r := New()
+	var seen []string
+	r.OnChange(func(id types.NamespacedName) { seen = append(seen, id.Name) })
+	a := sub("a", kubehookv1.TagPush, "acme")
+	r.Upsert(a)
+	r.Deactivate(a.ID, a.UID)
+	r.Remove(a.ID)
+	r.Remove(a.ID) // nothing to remove: no change
+	if !slices.Equal(seen, []string{"a", "a", "a"}) {
+		t.Fatalf("changes seen = %v, want three", seen)
+	}
+	if _, ok := r.GetByUID(a.UID); ok {
+		t.Fatal("removed entry still found by UID")
 	}
 }
 
