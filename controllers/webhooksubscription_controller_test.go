@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/registry"
 )
 
 const (
@@ -123,7 +124,9 @@ func TestDeletionRemovesRegistryEntry(t *testing.T) {
 	g.Expect(reg.Match(kubehookv1.TagPush, ns+"/app")).To(BeEmpty())
 }
 
-func TestSuspendedStaysRegisteredButDoesNotMatch(t *testing.T) {
+// A suspended subscription still takes events: they are queued and held
+// for it until it resumes.
+func TestSuspendedStaysRegisteredAndHoldsWhatItMatches(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t, "acme", nil)
@@ -135,7 +138,9 @@ func TestSuspendedStaysRegisteredButDoesNotMatch(t *testing.T) {
 	entry, ok := reg.Get(client.ObjectKeyFromObject(sub))
 	g.Expect(ok).To(BeTrue())
 	g.Expect(entry.Suspended).To(BeTrue())
-	g.Expect(reg.Match(kubehookv1.TagPush, ns+"/app")).To(BeEmpty())
+	g.Expect(reg.Match(kubehookv1.TagPush, ns+"/app")).To(ContainElement(HaveField("ID", client.ObjectKeyFromObject(sub))))
+	fate, _ := entry.Fate()
+	g.Expect(fate).To(Equal(registry.Hold))
 }
 
 func TestMissingSecretThenCreatedBecomesReady(t *testing.T) {
@@ -151,8 +156,12 @@ func TestMissingSecretThenCreatedBecomesReady(t *testing.T) {
 	g.Expect(stalled).NotTo(BeNil())
 	g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
 	g.Expect(stalled.Message).To(ContainSubstring(`Secret "hook-key"`))
-	_, registered := reg.Get(client.ObjectKeyFromObject(sub))
-	g.Expect(registered).To(BeFalse())
+	// Registered, so what is queued for it is held until the Secret exists.
+	stalledEntry, registered := reg.Get(client.ObjectKeyFromObject(sub))
+	g.Expect(registered).To(BeTrue())
+	g.Expect(stalledEntry.Stalled).To(ContainSubstring(kubehookv1.SecretNotFoundReason))
+	fate, _ := stalledEntry.Fate()
+	g.Expect(fate).To(Equal(registry.Hold))
 	before := got.DeepCopy()
 
 	// Creating the Secret alone, without touching the subscription, makes it Ready.
@@ -249,8 +258,12 @@ func TestTenancyAllowDenyAndReevaluation(t *testing.T) {
 	got := waitReady(g, denied, metav1.ConditionFalse, kubehookv1.KeyNotPermittedReason)
 	g.Expect(apimeta.FindStatusCondition(got.Status.Conditions, kubehookv1.ReadyCondition).Message).
 		To(ContainSubstring(`may only use registry namespace "` + ns + `"`))
-	_, ok := reg.Get(client.ObjectKeyFromObject(denied))
-	g.Expect(ok).To(BeFalse())
+	// Registered as not permitted: matches nothing, and what was queued for
+	// it goes to its dead letters.
+	entry, ok := reg.Get(client.ObjectKeyFromObject(denied))
+	g.Expect(ok).To(BeTrue())
+	g.Expect(entry.NotPermitted).To(BeTrue())
+	g.Expect(reg.Match(kubehookv1.TagPush, other+"/app")).To(BeEmpty())
 
 	global := newSub(ns, "everything", "")
 	g.Expect(k8sClient.Create(ctx, global)).To(Succeed())
@@ -273,16 +286,15 @@ func TestTenancyAllowDenyAndReevaluation(t *testing.T) {
 	waitReady(g, global, metav1.ConditionTrue, kubehookv1.SucceededReason)
 	waitReady(g, own, metav1.ConditionTrue, kubehookv1.SucceededReason)
 
-	// Taking the annotation away withdraws it again, and the entry leaves the registry.
+	// Taking the annotation away withdraws it again: the entry matches nothing.
 	nsObj := &corev1.Namespace{}
 	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: ns}, nsObj)).To(Succeed())
 	delete(nsObj.Annotations, kubehookv1.RegistryNamespacesAnnotation)
 	g.Expect(k8sClient.Update(ctx, nsObj)).To(Succeed())
 	waitReady(g, denied, metav1.ConditionFalse, kubehookv1.KeyNotPermittedReason)
-	g.Eventually(func() bool {
-		_, ok := reg.Get(client.ObjectKeyFromObject(denied))
-		return ok
-	}, timeout, interval).Should(BeFalse())
+	g.Eventually(func() []*registry.Subscription {
+		return reg.Match(kubehookv1.TagPush, other+"/app")
+	}, timeout, interval).Should(BeEmpty())
 	waitReady(g, own, metav1.ConditionTrue, kubehookv1.SucceededReason)
 }
 
