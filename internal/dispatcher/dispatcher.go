@@ -149,6 +149,9 @@ type Dispatcher struct {
 
 	mu   sync.Mutex
 	subs map[types.UID]*subState
+	// idle is signalled (with mu) when a subscription's last attempt in
+	// flight ends, and at shutdown.
+	idle *sync.Cond
 	// sendCtx outlives the consume context by the grace period.
 	sendCtx context.Context
 
@@ -196,6 +199,7 @@ func New(q *queue.Queue, reg *registry.Registry, s Sender, r Reporter, o Options
 		changes:   make(chan types.NamespacedName, 1024),
 		existence: cache.NewLRUExpireCache(4096),
 	}
+	d.idle = sync.NewCond(&d.mu)
 	reg.OnChange(func(id types.NamespacedName) {
 		select {
 		case d.changes <- id:
@@ -228,7 +232,10 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	go func() { defer close(linesDone); d.tendHeldLines(ctx) }()
 
 	err := d.queue.Consume(ctx, d.handle)
+	d.mu.Lock()
 	d.stopping.Store(true)
+	d.idle.Broadcast()
+	d.mu.Unlock()
 	close(d.stop)
 	// Lines stop fetching, but their consumers stay until in-flight
 	// attempts are acked.
@@ -308,6 +315,9 @@ func (d *Dispatcher) work(uid types.UID, st *subState, m *queue.Msg) {
 	<-st.slots
 	st.inflight--
 	idle := st.inflight == 0
+	if idle {
+		d.idle.Broadcast()
+	}
 	if idle && !st.parked && st.parking.Load() == 0 && d.subs[uid] == st {
 		delete(d.subs, uid)
 	}

@@ -119,18 +119,33 @@ func (d *Dispatcher) handleParked(uid types.UID, st *subState, m *queue.Msg) {
 }
 
 // holdLine stops the consumer of a line whose subscription must be held.
-// The consumer is kept, so attempts in flight can still be acked; what is
-// unread stays on the line.
+// What is unread stays on the line. The consumer is deleted once the
+// line's attempts in flight are acked (a stopped client's pull request
+// would otherwise keep what the server sends it until the ack wait runs
+// out, when the line resumes), unless the line resumed meanwhile.
 func (d *Dispatcher) holdLine(st *subState) {
 	st.parkMu.Lock()
-	defer st.parkMu.Unlock()
-	if st.line == nil {
+	line := st.line
+	if line == nil {
+		st.parkMu.Unlock()
 		return
 	}
-	st.line.Stop()
+	line.Stop()
 	d.mu.Lock()
 	st.line = nil
 	d.mu.Unlock()
+	st.parkMu.Unlock()
+
+	d.mu.Lock()
+	for st.inflight > 0 && !d.stopping.Load() {
+		d.idle.Wait()
+	}
+	d.mu.Unlock()
+	st.parkMu.Lock()
+	defer st.parkMu.Unlock()
+	if st.line == nil && !d.stopping.Load() {
+		line.Delete()
+	}
 }
 
 // maybeUnpark returns a subscription whose line is empty to the shared

@@ -326,3 +326,61 @@ func TestUnregisteredSubscriptionIsDroppedOnlyWhenGone(t *testing.T) {
 	g.Eventually(func() (uint64, error) { return h.queue.Pending(context.Background()) }, 20*time.Second, 50*time.Millisecond).Should(gomega.BeZero())
 	g.Consistently(r.got, 300*time.Millisecond).ShouldNot(gomega.Receive(), "the deleted subscription's delivery was attempted")
 }
+
+// TestSuspendingABusyLineHoldsTheRestAndResumesOnce: a subscription whose
+// backlog is on its own line (parked, being read) is suspended mid-way: the
+// line stops, what is unread stays held, and after resuming every delivery
+// arrives exactly once.
+func TestSuspendingABusyLineHoldsTheRestAndResumesOnce(t *testing.T) {
+	h := startWith(t, dispatcher.Options{PerSubscription: 1})
+	gate := make(chan struct{}, 100)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-gate
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen[string(body)]++
+		mu.Unlock()
+	}))
+	defer slow.Close()
+	sub := h.subscribe("busy", kubehookv1.TagPush, "acme", slow.URL)
+	const n = 20
+	var events []Event
+	for i := range n {
+		events = append(events, tagPushNumbered(t, "acme/web", i))
+	}
+	if _, err := h.pub.Publish(context.Background(), events...); err != nil {
+		t.Fatal(err)
+	}
+	g := gomega.NewWithT(t)
+	// One attempt is in flight, the rest wait on the line.
+	g.Eventually(func() (int64, error) { return h.queue.ParkedCount(context.Background(), sub.UID) }, 20*time.Second, 20*time.Millisecond).
+		Should(gomega.BeNumerically(">=", n-2))
+	for range 3 {
+		gate <- struct{}{}
+	}
+	paused := *sub
+	paused.Suspended = true
+	h.reg.Upsert(&paused)
+	for range n {
+		gate <- struct{}{} // no more than what was in flight may pass while suspended
+	}
+	delivered := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen)
+	}
+	g.Consistently(delivered, 500*time.Millisecond, 50*time.Millisecond).Should(gomega.BeNumerically("<", n), "a suspended subscription kept being delivered to")
+	resumed := *sub
+	h.reg.Upsert(&resumed)
+	g.Eventually(delivered, 30*time.Second, 50*time.Millisecond).Should(gomega.Equal(n))
+	g.Eventually(func() (uint64, error) { return h.queue.Pending(context.Background()) }, 20*time.Second, 50*time.Millisecond).Should(gomega.BeZero())
+	mu.Lock()
+	defer mu.Unlock()
+	for body, c := range seen {
+		if c != 1 {
+			t.Errorf("delivered %d times: %s", c, body)
+		}
+	}
+}
