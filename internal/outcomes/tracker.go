@@ -65,7 +65,7 @@ func New(syncPeriod time.Duration) *Tracker {
 	return &Tracker{
 		syncPeriod: syncPeriod,
 		// Bounded: a full channel only delays a wake-up to the next tick.
-		events: make(chan event.GenericEvent, 1024),
+		events:  make(chan event.GenericEvent, 1024),
 		state:   map[types.NamespacedName]*State{},
 		dirty:   map[types.NamespacedName]bool{},
 		refresh: make(chan struct{}, 1),
