@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubehook/kubehook/internal/metrics"
 )
 
 func openTest(t *testing.T, dir string, ackWait time.Duration) *Queue {
@@ -185,5 +188,52 @@ func TestUnackedDeliverySurvivesRestart(t *testing.T) {
 	}
 	if n := pending(t, q); n != 0 {
 		t.Fatalf("pending = %d, want 0", n)
+	}
+}
+
+// A consumption that ends by itself (here its consumer is deleted under it)
+// is counted and started again: delivery does not stop without a word.
+func TestConsumeRestartsAfterItsConsumerIsDeleted(t *testing.T) {
+	q := openTest(t, t.TempDir(), 0)
+	defer q.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan string, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(ctx, func(m *Msg) {
+			_ = m.Done(ctx)
+			got <- m.ID
+		})
+	}()
+	next := func() string {
+		select {
+		case id := <-got:
+			return id
+		case <-time.After(20 * time.Second):
+			t.Fatal("nothing consumed")
+			return ""
+		}
+	}
+	if err := q.Publish(ctx, []Delivery{delivery(1)}); err != nil {
+		t.Fatal(err)
+	}
+	next()
+	errorsBefore := testutil.ToFloat64(metrics.ConsumerErrorsTotal.WithLabelValues(metrics.ConsumerShared))
+	if err := q.stream.DeleteConsumer(ctx, ConsumerName); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Publish(ctx, []Delivery{delivery(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if id := next(); id != "d2" {
+		t.Fatalf("consumed %s, want d2", id)
+	}
+	if after := testutil.ToFloat64(metrics.ConsumerErrorsTotal.WithLabelValues(metrics.ConsumerShared)); after <= errorsBefore {
+		t.Fatalf("consumer errors %v, want more than %v", after, errorsBefore)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
