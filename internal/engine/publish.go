@@ -5,9 +5,13 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/nats-io/nuid"
+	"k8s.io/apimachinery/pkg/types"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/payload"
@@ -17,6 +21,15 @@ import (
 
 // Event is a registry event as a source saw it.
 type Event struct {
+	// ID identifies the source event this event was made from, so that a
+	// resend of the same notification has the same ID: the Distribution
+	// event id, a hash of what identifies a Harbor event, a producer's
+	// Idempotency-Key. Sources prefix it with their name, so IDs of
+	// different sources never meet. Several events made from one source
+	// event (a push's TAG_PUSH and MANIFEST_PUSH) may share it when their
+	// types differ. Empty means no identity is known: every Publish of the
+	// event is a new delivery.
+	ID string
 	// Repository is the registry path the event is about ("ns/repo"), or
 	// empty for global events.
 	Repository string
@@ -32,12 +45,15 @@ type Publisher struct {
 
 // Publish queues one delivery per matching subscription for every event, and
 // returns only when all of them are durably stored. It returns the number
-// of deliveries queued. On error nothing should be assumed stored, and the
-// source should answer so that its client retries (delivery IDs are fresh,
-// so a retry may deliver twice: at least once).
+// of deliveries queued, counting those the queue already held (the same
+// delivery IDs, stored within the duplicate window, are stored once). On
+// error nothing should be assumed stored, and the source should answer so
+// that its client retries: deliveries of events with an ID are then stored
+// once, those of events without one may be delivered twice (at least once).
 func (p *Publisher) Publish(ctx context.Context, events ...Event) (int, error) {
 	var deliveries []queue.Delivery
-	for _, ev := range events {
+	for i := range events {
+		ev := &events[i]
 		// Encoded once per event (and once more under REPO_EVENT), shared by
 		// its deliveries.
 		var encoded [2][]byte
@@ -57,7 +73,7 @@ func (p *Publisher) Publish(ctx context.Context, events ...Event) (int, error) {
 			}
 			data := encoded[slot]
 			deliveries = append(deliveries, queue.Delivery{
-				ID:              "msg_" + nuid.Next(),
+				ID:              DeliveryID(ev, body.Type, sub.UID),
 				Subscription:    sub.ID,
 				SubscriptionUID: sub.UID,
 				EventType:       string(body.Type),
@@ -72,4 +88,43 @@ func (p *Publisher) Publish(ctx context.Context, events ...Event) (int, error) {
 		return 0, err
 	}
 	return len(deliveries), nil
+}
+
+// deliveryIDBytes is how much of the SHA-256 a derived delivery ID keeps:
+// far beyond any chance of two deliveries colliding, and a whole number of
+// base32 characters (32).
+const deliveryIDBytes = 20
+
+// deliveryIDEncoding is lowercase base32 without padding: letters and
+// digits only, valid in a NATS message ID, a subject token (retries are
+// keyed by it) and an HTTP header.
+var deliveryIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// deliveryIDContext separates these hashes from any other use of SHA-256
+// over similar input, and lets a later scheme change it.
+const deliveryIDContext = "kubehook delivery id v1\x00"
+
+// DeliveryID is the webhook-id of the delivery of ev, under the type
+// delivered (REPO_EVENT for REPO_EVENT subscribers, else ev's own), to the
+// subscription with uid. For an event with an ID it is derived from the
+// ID, both types and uid: "msg_" and 32 lowercase base32 characters of a
+// SHA-256 over them, so a resent source event gets the IDs of its first
+// deliveries, and the queue stores them once. Without an ID it is random.
+func DeliveryID(ev *Event, delivered kubehookv1.EventType, uid types.UID) string {
+	if ev.ID == "" {
+		return "msg_" + nuid.Next()
+	}
+	// Length-prefixed fields, so no two different inputs hash the same
+	// bytes. Most fit in buf, which stays on the stack.
+	var buf [256]byte
+	b := append(buf[:0], deliveryIDContext...)
+	for _, f := range [...]string{ev.ID, string(ev.Payload.Type), string(delivered), string(uid)} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	sum := sha256.Sum256(b)
+	var id [len("msg_") + 32]byte
+	copy(id[:], "msg_")
+	deliveryIDEncoding.Encode(id[len("msg_"):], sum[:deliveryIDBytes])
+	return string(id[:])
 }

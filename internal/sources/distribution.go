@@ -90,7 +90,10 @@ type ArtifactInspector interface {
 // wrapper's createdAt are the event's timestamp. os and architecture come
 // from insp (nil: left empty; an error: left empty, the event is delivered
 // anyway), or from target.platform when the registry sends one. The
-// engine event's Repository is target.repository.
+// engine event's Repository is target.repository, and its ID comes from
+// the notification event's id (see distributionEventID): the events of a
+// resent notification have the IDs they had the first time, and the GET
+// paired with a HEAD gives its TAG_PULL the GET's identity.
 //
 // Input that is not a well-formed envelope gives an *InputError naming the
 // field ("events[1].target.repository: required"); one bad event fails the
@@ -250,6 +253,7 @@ func (m *distributionMapper) mapEvent(ev *notifications.Event) ([]engine.Event, 
 	byTag := imageName(host, repo, ':', tag)
 	byDigest := imageName(host, repo, '@', dgst)
 
+	id := distributionEventID(ev)
 	var (
 		out []engine.Event
 		err error
@@ -260,6 +264,7 @@ func (m *distributionMapper) mapEvent(ev *notifications.Event) ([]engine.Event, 
 		}
 		var e engine.Event
 		if e, err = newEvent(typ, repo, at, contents); err == nil {
+			e.ID = id
 			out = append(out, e)
 		}
 	}
@@ -355,6 +360,21 @@ func (m *distributionMapper) mapEvent(ev *notifications.Event) ([]engine.Event, 
 		}
 	}
 	return nil, nil
+}
+
+// distributionEventID is the identity of the events mapped from ev: its
+// id, which the registry keeps when it resends the notification, with what
+// the event is about, so a registry that numbers its events in some other
+// way than by UUID cannot make two different events look like one. The
+// tag is the one sent, not one a tag resolution added, so a resend has the
+// same identity however it pairs. Without an id there is no identity.
+func distributionEventID(ev *notifications.Event) string {
+	if ev.ID == "" {
+		return ""
+	}
+	t := &ev.Target
+	return eventID(SourceDistribution, ev.ID, ev.Action, ev.Timestamp.UTC().Format(time.RFC3339Nano),
+		t.Repository, string(t.Digest), t.Tag)
 }
 
 // platform returns the os and architecture of ev's manifest: from

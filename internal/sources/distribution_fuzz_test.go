@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// fuzzSeeds adds every testdata/<source>/*.json file to the corpus.
-func fuzzSeeds(f *testing.F, source string) {
+// fuzzSeeds adds every testdata/<source>/*.json file to the corpus, each
+// followed by the fuzz target's other arguments, extra.
+func fuzzSeeds(f *testing.F, source string, extra ...any) {
 	f.Helper()
 	files, err := filepath.Glob(filepath.Join("testdata", source, "*.json"))
 	if err != nil || len(files) == 0 {
@@ -19,7 +20,7 @@ func fuzzSeeds(f *testing.F, source string) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(data)
+		f.Add(append([]any{data}, extra...)...)
 	}
 }
 

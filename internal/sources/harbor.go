@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -114,7 +115,11 @@ type harborReport struct {
 // imageName uses the host of resource_url (Harbor's external endpoint),
 // else opts.RegistryHost. author is operator; pushedAt, pulledAt,
 // deletedAt and createdAt are occur_at. os and architecture are empty:
-// Harbor does not send them. Errors are *InputError naming the field.
+// Harbor does not send them. The events of one resource share an ID
+// derived from the payload's type, occur_at, operator and repository and
+// the resource's digest and tag (see harborMapper.eventID), so the same
+// payload posted again has the delivery IDs it had. Errors are
+// *InputError naming the field.
 func Harbor(ctx context.Context, body []byte, opts MapOptions) ([]engine.Event, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -249,10 +254,12 @@ func (m *harborMapper) mapResource(p string, r *harborResource) ([]engine.Event,
 	byDigest := imageName(host, m.repo, '@', dgst)
 	ns, name, at, author := m.ns, m.name, m.at, m.author
 
+	id := m.eventID(r)
 	var out []engine.Event
 	add := func(typ kubehookv1.EventType, contents any) error {
 		e, err := newEvent(typ, m.repo, at, contents)
 		if err == nil {
+			e.ID = id
 			out = append(out, e)
 		}
 		return err
@@ -340,6 +347,14 @@ func (m *harborMapper) mapResource(p string, r *harborResource) ([]engine.Event,
 		return nil, err
 	}
 	return out, nil
+}
+
+// eventID is the identity of the events mapped from resource r. Harbor's
+// payloads carry no event id; what identifies the event is its type, time,
+// operator and repository, and the artifact (digest and tag, as sent), so
+// a payload Harbor sends again has the identity it had the first time.
+func (m *harborMapper) eventID(r *harborResource) string {
+	return eventID(SourceHarbor, m.typ, strconv.FormatInt(m.at.Unix(), 10), m.author, m.repo, r.Digest, r.Tag)
 }
 
 // resourceHost is the registry host of a Harbor resource_url

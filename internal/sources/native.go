@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +16,14 @@ import (
 	"github.com/kubehook/kubehook/internal/engine"
 	"github.com/kubehook/kubehook/internal/payload"
 )
+
+// IdempotencyKeyHeader is the request header by which a producer of native
+// events names its request, so that the request sent again (after a
+// timeout, a 503) has the delivery IDs it had the first time.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// MaxIdempotencyKeyLength bounds an Idempotency-Key, in bytes.
+const MaxIdempotencyKeyLength = 255
 
 // Native maps native events: the DTR wrapper {"type", "createdAt",
 // "contents"} that kubehook delivers, posted by producers such as scanners,
@@ -34,7 +44,86 @@ import (
 // reaches only global subscriptions (no key). Errors are *InputError; in an
 // array their fields start with the index, as in "[2].contents.tag". One bad
 // element fails the whole request.
-func Native(body []byte, now time.Time) ([]engine.Event, error) {
+//
+// The events' IDs give a resent request the delivery IDs it had. With
+// idempotencyKey (the Idempotency-Key header; "" for none), an event's ID
+// is the key and its index in the request: a request sent again with the
+// same key is the same events, whatever its body. The key must be 1 to
+// MaxIdempotencyKeyLength printable ASCII characters (else an *InputError
+// for field "Idempotency-Key", and no events). Without a key the ID is a
+// hash of the event as delivered (type, createdAt, contents with its keys
+// sorted): the same body sent again is the same events when it carries
+// createdAt, and new ones when it does not, since createdAt is then the
+// time of receipt.
+func Native(body []byte, now time.Time, idempotencyKey string) ([]engine.Event, error) {
+	if idempotencyKey != "" {
+		if err := checkIdempotencyKey(idempotencyKey); err != nil {
+			return nil, err
+		}
+	}
+	evs, err := nativeEvents(body, now)
+	if err != nil {
+		return nil, err
+	}
+	for i := range evs {
+		if idempotencyKey != "" {
+			evs[i].ID = eventID(SourceEvents, "key", idempotencyKey, strconv.Itoa(i))
+		} else {
+			evs[i].ID = nativeContentID(&evs[i].Payload)
+		}
+	}
+	return evs, nil
+}
+
+// IdempotencyKey returns the Idempotency-Key of a request's header, "" when
+// it has none. A header sent more than once or empty is an *InputError;
+// Native checks the key itself.
+func IdempotencyKey(h http.Header) (string, error) {
+	switch vals := h.Values(IdempotencyKeyHeader); {
+	case len(vals) == 0:
+		return "", nil
+	case len(vals) > 1:
+		return "", badInput(IdempotencyKeyHeader, "the header is sent %d times; send one key per request", len(vals))
+	case vals[0] == "":
+		return "", badInput(IdempotencyKeyHeader, "the header is empty; send a key unique to the request, such as a UUID, or no header")
+	default:
+		return vals[0], nil
+	}
+}
+
+// checkIdempotencyKey checks that key is fit to identify a request: short,
+// and nothing that would not survive a header or a log line.
+func checkIdempotencyKey(key string) error {
+	if len(key) > MaxIdempotencyKeyLength {
+		return badInput(IdempotencyKeyHeader, "the key is %d bytes long; it may have at most %d printable ASCII characters", len(key), MaxIdempotencyKeyLength)
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x20 || c > 0x7e {
+			return badInput(IdempotencyKeyHeader, "the key has byte %#02x at %d; it may have printable ASCII characters only (space to ~)", c, i)
+		}
+	}
+	return nil
+}
+
+// nativeContentID is the ID of a native event sent without a key: a hash
+// of the event as kubehook delivers it, contents canonical (keys sorted,
+// numbers as written), so the same event posted again has the same ID.
+func nativeContentID(ev *payload.Event) string {
+	contents := []byte(ev.Contents)
+	dec := json.NewDecoder(bytes.NewReader(contents))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) == nil {
+		// Marshalling what was decoded sorts the keys of every object.
+		if c, err := json.Marshal(v); err == nil {
+			contents = c
+		}
+	}
+	return eventID(SourceEvents, "event", string(ev.Type), ev.CreatedAt.UTC().Format(time.RFC3339Nano), string(contents))
+}
+
+// nativeEvents maps body, as Native describes, without IDs.
+func nativeEvents(body []byte, now time.Time) ([]engine.Event, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, badInput("", "empty body: want a JSON event object or an array of them")

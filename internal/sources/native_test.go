@@ -26,7 +26,7 @@ func nativeSampleBody(t kubehookv1.EventType) []byte {
 func TestNativeEveryType(t *testing.T) {
 	for _, typ := range kubehookv1.EventTypes {
 		t.Run(string(typ), func(t *testing.T) {
-			got, err := Native(nativeSampleBody(typ), nativeNow)
+			got, err := Native(nativeSampleBody(typ), nativeNow, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,7 +60,7 @@ func jsonDiffRaw(got, want json.RawMessage) []string {
 
 func TestNativeFiles(t *testing.T) {
 	t.Run("single", func(t *testing.T) {
-		got, err := Native(testdataFile(t, "native", "single"), nativeNow)
+		got, err := Native(testdataFile(t, "native", "single"), nativeNow, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +76,7 @@ func TestNativeFiles(t *testing.T) {
 		checkGolden(t, "native-single", got)
 	})
 	t.Run("array", func(t *testing.T) {
-		got, err := Native(testdataFile(t, "native", "array"), nativeNow)
+		got, err := Native(testdataFile(t, "native", "array"), nativeNow, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func TestNativeFiles(t *testing.T) {
 func TestNativeDetails(t *testing.T) {
 	t.Run("createdAt defaults to now, in UTC", func(t *testing.T) {
 		local := time.Date(2025, time.November, 28, 10, 30, 0, 0, time.FixedZone("CET", 3600))
-		got, err := Native([]byte(`{"type":"REPO_DELETED","contents":{"namespace":"acme","repository":"old","event":"REPO_DELETED","author":"jdoe","data":{}}}`), local)
+		got, err := Native([]byte(`{"type":"REPO_DELETED","contents":{"namespace":"acme","repository":"old","event":"REPO_DELETED","author":"jdoe","data":{}}}`), local, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestNativeDetails(t *testing.T) {
 		checkEvents(t, got, []wantEvent{{kubehookv1.RepoDeleted, "acme/old", nil}})
 	})
 	t.Run("createdAt with an offset is stored in UTC", func(t *testing.T) {
-		got, err := Native([]byte(`{"type":"TAG_PUSH","createdAt":"2025-11-28T10:30:00.5+01:00","contents":{"namespace":"acme","repository":"web","tag":"1"}}`), nativeNow)
+		got, err := Native([]byte(`{"type":"TAG_PUSH","createdAt":"2025-11-28T10:30:00.5+01:00","contents":{"namespace":"acme","repository":"web","tag":"1"}}`), nativeNow, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +116,7 @@ func TestNativeDetails(t *testing.T) {
 		}
 	})
 	t.Run("null createdAt is absent", func(t *testing.T) {
-		got, err := Native([]byte(`{"type":"TAG_PUSH","createdAt":null,"contents":{"namespace":"acme","repository":"web","tag":"1"}}`), nativeNow)
+		got, err := Native([]byte(`{"type":"TAG_PUSH","createdAt":null,"contents":{"namespace":"acme","repository":"web","tag":"1"}}`), nativeNow, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func TestNativeDetails(t *testing.T) {
 		}
 	})
 	t.Run("contents are compacted, not rewritten: unmodelled fields pass", func(t *testing.T) {
-		got, err := Native([]byte("{\"type\":\"TAG_PUSH\",\"contents\":{ \"namespace\" : \"acme\",\n \"repository\":\"web\",\"tag\":\"1\",\"extra\":{\"a\":[1, 2]}}}"), nativeNow)
+		got, err := Native([]byte("{\"type\":\"TAG_PUSH\",\"contents\":{ \"namespace\" : \"acme\",\n \"repository\":\"web\",\"tag\":\"1\",\"extra\":{\"a\":[1, 2]}}}"), nativeNow, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +134,7 @@ func TestNativeDetails(t *testing.T) {
 		}
 	})
 	t.Run("nested repository", func(t *testing.T) {
-		got, err := Native([]byte(`[{"type":"MANIFEST_DELETE","contents":{"namespace":"acme","repository":"team/web","digest":"`+webDigest+`"}}]`), nativeNow)
+		got, err := Native([]byte(`[{"type":"MANIFEST_DELETE","contents":{"namespace":"acme","repository":"team/web","digest":"`+webDigest+`"}}]`), nativeNow, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestNativeInputErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Native([]byte(tc.body), nativeNow)
+			got, err := Native([]byte(tc.body), nativeNow, "")
 			ie, ok := isInputError(err)
 			if !ok {
 				t.Fatalf("got %d events, err %v (%T); want an *InputError", len(got), err, err)

@@ -57,7 +57,8 @@ type Publisher interface {
 //
 //	{"error": {"code": "BAD_REQUEST", "message": "...", "field": "events[0].target.digest"}}
 //
-// field is present when one field of the body is at fault.
+// field is present when one field of the body, or one request header
+// (Idempotency-Key), is at fault.
 type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
 }
@@ -108,8 +109,8 @@ type ServerOptions struct {
 	Log logr.Logger
 }
 
-// parseFunc maps a request body to events.
-type parseFunc func(ctx context.Context, body []byte, opts MapOptions) ([]engine.Event, error)
+// parseFunc maps a request (its header and whole body) to events.
+type parseFunc func(ctx context.Context, header http.Header, body []byte, opts MapOptions) ([]engine.Event, error)
 
 // route is one source endpoint.
 type route struct {
@@ -175,22 +176,26 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		PathDistribution: {
 			source:     SourceDistribution,
 			mediaTypes: []string{MediaTypeDistributionEventsV2, MediaTypeDistributionEventsV1, MediaTypeJSON},
-			parse: func(ctx context.Context, body []byte, o MapOptions) ([]engine.Event, error) {
+			parse: func(ctx context.Context, _ http.Header, body []byte, o MapOptions) ([]engine.Event, error) {
 				return Distribution(ctx, body, o, s.inspector)
 			},
 		},
 		PathHarbor: {
 			source:     SourceHarbor,
 			mediaTypes: []string{MediaTypeJSON},
-			parse: func(ctx context.Context, body []byte, o MapOptions) ([]engine.Event, error) {
+			parse: func(ctx context.Context, _ http.Header, body []byte, o MapOptions) ([]engine.Event, error) {
 				return Harbor(ctx, body, o)
 			},
 		},
 		PathEvents: {
 			source:     SourceEvents,
 			mediaTypes: []string{MediaTypeJSON},
-			parse: func(_ context.Context, body []byte, _ MapOptions) ([]engine.Event, error) {
-				return Native(body, s.opts.Now())
+			parse: func(_ context.Context, h http.Header, body []byte, _ MapOptions) ([]engine.Event, error) {
+				key, err := IdempotencyKey(h)
+				if err != nil {
+					return nil, err
+				}
+				return Native(body, s.opts.Now(), key)
 			},
 		},
 	}
@@ -298,7 +303,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 	if opts.RegistryHost == "" {
 		opts.RegistryHost = r.Host
 	}
-	events, err := rt.parse(r.Context(), body, opts)
+	events, err := rt.parse(r.Context(), r.Header, body, opts)
 	if err != nil {
 		if in, ok := errors.AsType[*InputError](err); ok {
 			reject(http.StatusBadRequest, ReasonBadRequest, ErrorDetail{Code: CodeBadRequest, Message: in.Message, Field: in.Field})

@@ -280,7 +280,7 @@ func mustParse(t *testing.T, source string, body []byte) []engine.Event {
 	case SourceHarbor:
 		evs, err = Harbor(context.Background(), body, MapOptions{})
 	case SourceEvents:
-		evs, err = Native(body, time.Now())
+		evs, err = Native(body, time.Now(), "")
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -483,7 +483,9 @@ func TestAcceptedOnlyOnceEveryDeliveryIsDurable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := []byte(fmt.Sprintf("[%s, %s, %s]", scan, tagPush, scan))
+	// A second scan of the image, later (the same event twice would be one).
+	rescan := bytes.Replace(scan, []byte("2025-11-27T16:55:02.114Z"), []byte("2025-11-27T17:55:02.114Z"), 1)
+	body := []byte(fmt.Sprintf("[%s, %s, %s]", scan, tagPush, rescan))
 
 	received := counter(EventsReceivedTotal.WithLabelValues(SourceEvents, string(kubehookv1.ScanCompleted)))
 	expectAccepted(t, h.post(SourceEvents, body), 3, 3)
@@ -629,11 +631,13 @@ func TestDistributionPushCarriesPlatformFromTheRegistry(t *testing.T) {
 func TestRegistryHostDefaultsToTheRequestHost(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	// Harbor's imageName falls back to the registry host when resource_url
-	// has none.
-	harbor := `{"type": "PUSH_ARTIFACT", "occur_at": 1764262450, "operator": "ci", "event_data": {
-		"resources": [{"digest": "sha256:` + strings.Repeat("e", 64) + `", "tag": "1.0"}],
-		"repository": {"name": "web", "namespace": "acme", "repo_full_name": "acme/web"}}}`
-	resp := h.do(request{path: PathHarbor, contentType: MediaTypeJSON, auth: "Bearer " + harborToken, body: strings.NewReader(harbor)})
+	// has none. Each push is another event (occur_at), not a resend.
+	harbor := func(occurAt int) io.Reader {
+		return strings.NewReader(fmt.Sprintf(`{"type": "PUSH_ARTIFACT", "occur_at": %d, "operator": "ci", "event_data": {
+		"resources": [{"digest": "sha256:`+strings.Repeat("e", 64)+`", "tag": "1.0"}],
+		"repository": {"name": "web", "namespace": "acme", "repo_full_name": "acme/web"}}}`, occurAt))
+	}
+	resp := h.do(request{path: PathHarbor, contentType: MediaTypeJSON, auth: "Bearer " + harborToken, body: harbor(1764262450)})
 	expectAccepted(t, resp, 2, 3)
 	host := strings.TrimPrefix(h.http.URL, "http://")
 	for _, d := range h.drain(3) {
@@ -648,7 +652,7 @@ func TestRegistryHostDefaultsToTheRequestHost(t *testing.T) {
 
 	// --registry-host wins.
 	h.server.opts.RegistryHost = "registry.example.com"
-	resp = h.do(request{path: PathHarbor, contentType: MediaTypeJSON, auth: "Bearer " + harborToken, body: strings.NewReader(harbor)})
+	resp = h.do(request{path: PathHarbor, contentType: MediaTypeJSON, auth: "Bearer " + harborToken, body: harbor(1764262451)})
 	expectAccepted(t, resp, 2, 3)
 	for _, d := range h.drain(3) {
 		var ev struct{ Contents struct{ ImageName string } }
@@ -758,7 +762,8 @@ func TestConcurrentRequestsAreIndependent(t *testing.T) {
 	codes := make(chan int, 40)
 	for i := range 40 {
 		wg.Go(func() {
-			body := good
+			// Each request its own event (createdAt), not a resend.
+			body := bytes.Replace(good, []byte("16:55:02.114Z"), fmt.Appendf(nil, "16:55:%02d.114Z", i), 1)
 			if i%2 == 1 {
 				body = []byte(`{"type": "SCAN_COMPLETED"}`)
 			}

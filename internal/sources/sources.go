@@ -7,6 +7,9 @@ package sources
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 )
 
@@ -51,4 +54,17 @@ type Platform struct {
 // delivered anyway.
 type Inspector interface {
 	Platform(ctx context.Context, repository, digest string) (Platform, error)
+}
+
+// eventID is an engine.Event ID: the source's name and a SHA-256 of the
+// fields that identify the source event. Fields are length-prefixed, so no
+// two different field lists hash the same bytes.
+func eventID(source string, fields ...string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, f := range fields {
+		h.Write(binary.AppendUvarint(n[:0], uint64(len(f))))
+		h.Write([]byte(f))
+	}
+	return source + "/" + hex.EncodeToString(h.Sum(nil))
 }
