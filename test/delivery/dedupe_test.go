@@ -1,0 +1,162 @@
+package delivery
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+)
+
+// distributionPath is the sources server's route for the CNCF
+// Distribution registry's notifications.
+const distributionPath = "/v1/sources/distribution"
+
+// TestResentDistributionNotificationIsDeliveredOnce: a registry resends a
+// notification it is not sure arrived (it retries on timeouts); the resend
+// carries the same event id, so it is the same deliveries, stored once:
+// every subscription gets one delivery of it, not two. A different
+// notification is delivered as usual.
+func TestResentDistributionNotificationIsDeliveredOnce(t *testing.T) {
+	begin := time.Now()
+	ns := newNamespace(t)
+	rcv := newReceiver(t, eventKey(digestKey))
+	token := rand.Text()
+	tokenFile := filepath.Join(t.TempDir(), "distribution-token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, withFlags("--distribution-token-file="+tokenFile))
+	p.waitReady(t)
+
+	repo := ns + "/app"
+	// A push with a tag is a TAG_PUSH and a MANIFEST_PUSH: three deliveries.
+	subs := []*kubehookv1.WebhookSubscription{
+		tagPushSubscription(ns, "tags", repo, rcv.endpoint("tags")),
+		tagPushSubscription(ns, "namespace-tags", ns, rcv.endpoint("namespace-tags")),
+		tagPushSubscription(ns, "manifests", repo, rcv.endpoint("manifests")),
+	}
+	subs[2].Spec.Type = kubehookv1.ManifestPush
+	// Suspended, so what the queue stored can be counted before anything
+	// is delivered.
+	for _, s := range subs {
+		s.Spec.Suspend = true
+	}
+	createSubscriptions(t, subs...)
+	waitReadyCondition(t, metav1.ConditionTrue, kubehookv1.SuspendedReason, subs...)
+
+	resent := distributionPush(repo, "1.0", 1)
+	other := distributionPush(repo, "2.0", 2)
+	for i, body := range [][]byte{resent, resent, other} {
+		a, err := p.postDistribution(token, body)
+		if err != nil {
+			t.Fatalf("notification %d: %v", i, err)
+		}
+		if a.Accepted != 2 || a.Deliveries != len(subs) {
+			t.Fatalf("notification %d: accepted %d events with %d deliveries; want 2 events with %d deliveries", i, a.Accepted, a.Deliveries, len(subs))
+		}
+	}
+	// The other notification was posted after the resend, so a count that
+	// includes it includes whatever the resend stored.
+	for _, s := range subs {
+		got := p.waitStatus(t, client.ObjectKeyFromObject(s), func(g Gomega, s *kubehookv1.WebhookSubscription) {
+			g.Expect(s.Status.Backlog).To(BeNumerically(">=", 2), "status.backlog")
+		})
+		if got.Status.Backlog != 2 {
+			t.Errorf("%s holds %d deliveries for two notifications, one of them sent twice; want 2", s.Name, got.Status.Backlog)
+		}
+	}
+
+	for _, s := range subs {
+		updateSubscription(t, client.ObjectKeyFromObject(s), func(s *kubehookv1.WebhookSubscription) { s.Spec.Suspend = false })
+	}
+	waitSubscriptionsReady(t, subs...)
+	var want []pair
+	for _, s := range subs {
+		want = append(want, pair{sub: s.Name, event: digestOf(1)}, pair{sub: s.Name, event: digestOf(2)})
+	}
+	if _, err := rcv.await(apiTimeout, func(receiverStats) bool { return len(rcv.missing(want)) == 0 }, p.running); err != nil {
+		t.Fatalf("after resuming: %v; missing %s", err, firstN(rcv.missing(want), 6))
+	}
+	for _, s := range subs {
+		p.waitStatus(t, client.ObjectKeyFromObject(s), func(g Gomega, s *kubehookv1.WebhookSubscription) {
+			g.Expect(s.Status.Backlog).To(BeZero(), "status.backlog")
+		})
+	}
+	got := rcv.snapshot()
+	if got.duplicates > 0 || got.requests != len(want) {
+		t.Errorf("%d requests for %d deliveries (%d duplicates); want each delivery once", got.requests, len(want), got.duplicates)
+	}
+	if got.malformed > 0 {
+		t.Errorf("%d requests named no digest", got.malformed)
+	}
+	p.checkNoneDropped(t)
+	t.Logf("test took %s", time.Since(begin).Round(time.Millisecond))
+}
+
+// digestOf is the manifest digest of notification n.
+func digestOf(n int) string { return fmt.Sprintf("sha256:%064x", n) }
+
+// distributionPush is a notification envelope of one manifest push of
+// repo:tag, as a Distribution registry sends it; n picks its event id and
+// digest.
+func distributionPush(repo, tag string, n int) []byte {
+	return fmt.Appendf(nil, `{"events": [{
+		"id": "event-%d", "timestamp": %q, "action": "push",
+		"target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": %q, "size": 400, "repository": %q, "tag": %q},
+		"request": {"id": "request-%d", "host": "registry.example.com", "method": "PUT", "useragent": "crane"},
+		"actor": {"name": "ci-bot"}}]}`, n, time.Now().UTC().Format(time.RFC3339Nano), digestOf(n), repo, tag, n)
+}
+
+// postDistribution posts a notification envelope as the registry does.
+func (p *kubehook) postDistribution(token string, body []byte) (accepted, error) {
+	req, err := http.NewRequest(http.MethodPost, p.eventsURL(distributionPath), bytes.NewReader(body))
+	if err != nil {
+		return accepted{}, err
+	}
+	req.Header.Set("Content-Type", "application/vnd.docker.distribution.events.v2+json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return accepted{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return accepted{}, err
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		return accepted{}, fmt.Errorf("POST %s: %s: %s", distributionPath, resp.Status, answer)
+	}
+	var a accepted
+	if err := json.Unmarshal(answer, &a); err != nil {
+		return accepted{}, fmt.Errorf("POST %s: 202 with %q: %w", distributionPath, answer, err)
+	}
+	return a, nil
+}
+
+// digestKey names a delivery's event by contents.digest, which both the tag
+// and the manifest types carry.
+func digestKey(body []byte) (string, bool) {
+	var ev struct {
+		Contents struct {
+			Digest string `json:"digest"`
+		} `json:"contents"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil || !strings.HasPrefix(ev.Contents.Digest, "sha256:") {
+		return "", false
+	}
+	return ev.Contents.Digest, true
+}
