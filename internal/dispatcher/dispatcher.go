@@ -251,6 +251,9 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		cancelSends()
 		<-finished
 	}
+	// Every attempt is acked or released: the lines' consumers can go, so
+	// what they had fetched is handed out at once to the next reader.
+	d.deleteLines()
 	return err
 }
 

@@ -277,7 +277,7 @@ func (d *Dispatcher) expireHeld(ctx context.Context) {
 }
 
 // stopLines stops every line's fetching at shutdown. Their consumers are
-// kept: attempts in flight are still acked, and the next start reads on.
+// kept until attempts in flight are acked (deleteLines).
 func (d *Dispatcher) stopLines() {
 	d.mu.Lock()
 	states := make([]*subState, 0, len(d.subs))
@@ -289,6 +289,25 @@ func (d *Dispatcher) stopLines() {
 		st.parkMu.Lock()
 		if st.line != nil {
 			st.line.Stop()
+		}
+		st.parkMu.Unlock()
+	}
+}
+
+// deleteLines deletes the consumers of the lines stopped at shutdown, once
+// nothing is in flight.
+func (d *Dispatcher) deleteLines() {
+	d.mu.Lock()
+	states := make([]*subState, 0, len(d.subs))
+	for _, st := range d.subs {
+		states = append(states, st)
+	}
+	d.mu.Unlock()
+	for _, st := range states {
+		st.parkMu.Lock()
+		if st.line != nil {
+			st.line.Delete()
+			st.line = nil
 		}
 		st.parkMu.Unlock()
 	}

@@ -187,9 +187,36 @@ func (q *Queue) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("queue: stream %s: %w", DeadLetterStream, err)
 	}
+	if q.srv != nil {
+		if err := q.resetConsumers(ctx); err != nil {
+			return err
+		}
+	}
 	q.consumer, err = q.stream.CreateOrUpdateConsumer(ctx, q.sharedConsumerConfig())
 	if err != nil {
 		return fmt.Errorf("queue: consumer %s: %w", ConsumerName, err)
+	}
+	return nil
+}
+
+// resetConsumers deletes the consumers an earlier process left in the
+// embedded server. That process is gone (the store is this process's
+// alone), so what it had fetched and not acked is handed out again at once
+// instead of after the ack wait: its negative acks did not survive the
+// server's restart. Deleting a work-queue consumer removes no message.
+func (q *Queue) resetConsumers(ctx context.Context) error {
+	names := q.stream.ConsumerNames(ctx)
+	var stale []string
+	for name := range names.Name() {
+		stale = append(stale, name)
+	}
+	if err := names.Err(); err != nil {
+		return fmt.Errorf("queue: listing consumers: %w", err)
+	}
+	for _, name := range stale {
+		if err := q.stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("queue: deleting consumer %s of an earlier run: %w", name, err)
+		}
 	}
 	return nil
 }

@@ -57,9 +57,10 @@ func TestGracefulShutdownWithBusyParkedLinesDeliversEachEventOnce(t *testing.T) 
 
 	restarted := time.Now()
 	second := first.restart(t)
-	// Deliveries fetched but not started by the stopped process come back
-	// once their ack wait (30s) has run out.
-	if _, err := rcv.await(60*time.Second, func(s receiverStats) bool { return s.distinct == total }, second.running); err != nil {
+	// Deliveries fetched but not started by the stopped process come back at
+	// once, well inside the ack wait (30s): the restarted process does not
+	// wait for the stopped one's consumers to give them up.
+	if _, err := rcv.await(20*time.Second, func(s receiverStats) bool { return s.distinct == total }, second.running); err != nil {
 		missing := rcv.missing(want)
 		t.Fatalf("after the restart: %v; %d of %d deliveries never arrived, e.g. %s", err, len(missing), total, firstN(missing, 5))
 	}
@@ -118,9 +119,10 @@ func TestShutdownReturnsCancelledAttemptsUnchanged(t *testing.T) {
 
 	restarted := time.Now()
 	second := first.restart(t)
-	// The queue may hand a released delivery to the next process only once
-	// its ack wait (30s) has run out.
-	if _, err := rcv.await(60*time.Second, func(receiverStats) bool { return len(rcv.notAgain(want, copies)) == 0 }, second.running); err != nil {
+	// A released delivery comes back at once, well inside the ack wait
+	// (30s): the restarted process does not wait for the stopped one's
+	// consumers to give it up.
+	if _, err := rcv.await(20*time.Second, func(receiverStats) bool { return len(rcv.notAgain(want, copies)) == 0 }, second.running); err != nil {
 		left := rcv.notAgain(want, copies)
 		t.Fatalf("after the restart: %v; %d of %d cancelled attempts never came again, e.g. %s", err, len(left), inFlight, firstN(left, 5))
 	}
