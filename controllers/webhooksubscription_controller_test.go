@@ -240,6 +240,20 @@ func TestInvalidSecretsStallUntilFixed(t *testing.T) {
 			g.Expect(ready.Message).To(ContainSubstring(tt.contains))
 			g.Expect(apimeta.IsStatusConditionTrue(got.Status.Conditions, kubehookv1.StalledCondition)).To(BeTrue())
 
+			// Reconciled again with the Secret unchanged (here an unrelated
+			// annotation; in life a delivery outcome): still stalled, never
+			// delivering without the material it lacks.
+			got.Annotations = map[string]string{"example.com/poke": "1"}
+			g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
+			key := client.ObjectKeyFromObject(sub)
+			g.Eventually(func() int { return reconciles.count(key) }, timeout, interval).Should(BeNumerically(">=", 2))
+			g.Consistently(func(g Gomega) {
+				entry, ok := reg.Get(key)
+				g.Expect(ok).To(BeTrue())
+				g.Expect(entry.Stalled).NotTo(BeEmpty())
+				g.Expect(apimeta.IsStatusConditionTrue(get(g, sub).Status.Conditions, kubehookv1.StalledCondition)).To(BeTrue())
+			}, time.Second, interval).Should(Succeed())
+
 			secret.Data = tt.good
 			g.Expect(k8sClient.Update(ctx, secret)).To(Succeed())
 			waitReady(g, sub, metav1.ConditionTrue, kubehookv1.SucceededReason)

@@ -107,7 +107,8 @@ func withSecretName(ref *kubehookv1.SecretReference, err error) error {
 // reconciles (delivery status updates) then read no Secret from the API.
 func (r *WebhookSubscriptionReconciler) reuseSecrets(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) bool {
 	cur, ok := r.Registry.Get(client.ObjectKeyFromObject(obj))
-	if !ok || cur.UID != obj.UID || cur.Generation != obj.Generation || cur.SecretVersions == nil {
+	// A stalled entry's material is incomplete: parse again.
+	if !ok || cur.UID != obj.UID || cur.Generation != obj.Generation || cur.SecretVersions == nil || cur.Stalled != "" {
 		return false
 	}
 	names := map[string]bool{}
