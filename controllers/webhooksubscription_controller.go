@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -55,6 +56,24 @@ type WebhookSubscriptionReconciler struct {
 	DeadLetters DeadLetterStore
 	// Tenancy turns on the registry-namespace check of keys (see internal/tenancy).
 	Tenancy bool
+	// Leader reports whether this replica is the leader. Every replica
+	// reconciles, so every replica's engine has every subscription; only
+	// the leader writes status, records Events, sends test deliveries and
+	// replays dead letters. Nil: this replica is the only one.
+	Leader func() bool
+
+	// resync wakes every subscription's reconcile when this replica
+	// becomes the leader, so status is brought up to date at once.
+	resync chan event.GenericEvent
+}
+
+func (r *WebhookSubscriptionReconciler) leads() bool { return r.Leader == nil || r.Leader() }
+
+// eventf records an Event, from the leader only: Events are writes too.
+func (r *WebhookSubscriptionReconciler) eventf(obj *kubehookv1.WebhookSubscription, eventType, reason, action, note string, args ...any) {
+	if r.leads() {
+		r.Recorder.Eventf(obj, nil, eventType, reason, action, note, args...)
+	}
 }
 
 // +kubebuilder:rbac:groups=kubehook.io,resources=webhooksubscriptions,verbs=get;list;watch
@@ -82,6 +101,9 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 
 	base := obj.DeepCopy()
 	defer func() {
+		if !r.leads() {
+			return
+		}
 		if err := r.patchStatus(ctx, base, obj); err != nil {
 			if apierrors.IsConflict(err) {
 				// The cache was behind: run again on the newer object.
@@ -196,10 +218,12 @@ func (r *WebhookSubscriptionReconciler) builder(ctx context.Context, mgr ctrl.Ma
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &kubehookv1.WebhookSubscription{}, secretRefIndex, indexSecretRefs); err != nil {
 		return nil, fmt.Errorf("indexing %s: %w", secretRefIndex, err)
 	}
+	needLeader := false
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		// A test delivery waits on its endpoint; others go on meanwhile.
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		// Every replica reconciles: its engine needs every subscription.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4, NeedLeaderElection: &needLeader}).
 		// Status writes change neither generation nor annotations, so they
 		// do not come back as reconciles; kubehook.io/test and
 		// kubehook.io/reactivate (annotations) do.
@@ -213,7 +237,38 @@ func (r *WebhookSubscriptionReconciler) builder(ctx context.Context, mgr ctrl.Ma
 	if r.Outcomes != nil {
 		b = b.WatchesRawSource(source.Channel(r.Outcomes.Events(), &handler.EnqueueRequestForObject{}))
 	}
+	if r.Leader != nil {
+		r.resync = make(chan event.GenericEvent, 1024)
+		b = b.WatchesRawSource(source.Channel(r.resync, &handler.EnqueueRequestForObject{}))
+		if err := mgr.Add(&electionResync{reader: mgr.GetClient(), out: r.resync}); err != nil {
+			return nil, fmt.Errorf("adding the election resync: %w", err)
+		}
+	}
 	return b, nil
+}
+
+// electionResync runs when this replica is elected (it needs leader
+// election) and wakes the reconcile of every subscription: as a follower
+// this replica registered them but wrote no status.
+type electionResync struct {
+	reader client.Reader
+	out    chan<- event.GenericEvent
+}
+
+func (e *electionResync) Start(ctx context.Context) error {
+	var list kubehookv1.WebhookSubscriptionList
+	if err := e.reader.List(ctx, &list); err != nil {
+		return fmt.Errorf("listing subscriptions after election: %w", err)
+	}
+	for i := range list.Items {
+		select {
+		case e.out <- event.GenericEvent{Object: &list.Items[i]}:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	<-ctx.Done()
+	return nil
 }
 
 // patchStatus writes the status once, and only when it changed, then

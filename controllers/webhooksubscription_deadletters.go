@@ -18,20 +18,21 @@ import (
 // backlog is what its owner needs to see.
 func (r *WebhookSubscriptionReconciler) applyDeadLetters(ctx context.Context, obj *kubehookv1.WebhookSubscription) error {
 	st := &obj.Status
-	if r.DeadLetters != nil {
+	// The leader alone acts, so a replay is queued once.
+	if r.DeadLetters != nil && r.leads() {
 		replayed, err := r.deadLetterRequest(ctx, obj, kubehookv1.ReplayAnnotation, &st.LastReplay, r.DeadLetters.Replay)
 		if err != nil {
 			return err
 		}
 		if replayed >= 0 {
-			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Replayed", "Replay", "queued %d dead letters again", replayed)
+			r.eventf(obj, corev1.EventTypeNormal, "Replayed", "Replay", "queued %d dead letters again", replayed)
 		}
 		purged, err := r.deadLetterRequest(ctx, obj, kubehookv1.PurgeDeadLettersAnnotation, &st.LastPurge, r.DeadLetters.PurgeDeadLetters)
 		if err != nil {
 			return err
 		}
 		if purged >= 0 {
-			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Purged", "PurgeDeadLetters", "deleted %d dead letters", purged)
+			r.eventf(obj, corev1.EventTypeNormal, "Purged", "PurgeDeadLetters", "deleted %d dead letters", purged)
 		}
 	}
 	if r.Outcomes != nil {

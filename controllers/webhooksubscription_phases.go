@@ -175,7 +175,7 @@ func (r *WebhookSubscriptionReconciler) applyDeliveryStatus(_ context.Context, o
 				retry.ShouldDeactivate(entry.Delivery, st.FailingSince.Time, st.LastFailureAt.Time, 0)
 			if (s.Deactivated || streakExpired) && !st.Inactive {
 				st.Inactive = true
-				r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, kubehookv1.InactiveReason, "Deactivate",
+				r.eventf(obj, corev1.EventTypeWarning, kubehookv1.InactiveReason, "Deactivate",
 					"deactivated after failing since %s: %s", st.FailingSince, s.LastFailureMessage)
 			}
 		}
@@ -220,7 +220,7 @@ func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *ku
 	}
 	if reactivated {
 		st.Inactive = false
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Reactivated", "Reactivate", "subscription reactivated")
+		r.eventf(obj, corev1.EventTypeNormal, "Reactivated", "Reactivate", "subscription reactivated")
 	}
 	st.LastHandledReactivate = reactivate
 	return nil
@@ -230,7 +230,8 @@ func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *ku
 // value of the kubehook.io/test annotation, and records the outcome.
 func (r *WebhookSubscriptionReconciler) testDelivery(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
 	request, ok := obj.Annotations[kubehookv1.TestAnnotation]
-	if !ok || request == "" || r.Sender == nil {
+	// The leader alone sends it, so it is sent once whatever the replicas.
+	if !ok || request == "" || r.Sender == nil || !r.leads() {
 		return nil
 	}
 	if last := obj.Status.LastTest; last != nil && last.Request == request {

@@ -96,5 +96,5 @@ func (r *WebhookSubscriptionReconciler) recordReadyChange(base, obj *kubehookv1.
 	if after.Status != metav1.ConditionTrue {
 		eventType = corev1.EventTypeWarning
 	}
-	r.Recorder.Eventf(obj, nil, eventType, after.Reason, "Reconcile", "%s", after.Message)
+	r.eventf(obj, eventType, after.Reason, "Reconcile", "%s", after.Message)
 }

@@ -50,6 +50,9 @@ type Options struct {
 	MetricsAddr string
 	ProbeAddr   string
 	LeaderElect bool
+	// LeaderElectionNamespace holds the Lease; empty is the Pod's namespace
+	// in a cluster.
+	LeaderElectionNamespace string
 	Tenancy     bool
 
 	// Queue
@@ -86,7 +89,8 @@ type Options struct {
 func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 turns it off.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
-	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader, so only one of several replicas reconciles.")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader among replicas: every replica accepts events and delivers, the leader alone writes status, sends test deliveries and replays dead letters. Needed with more than one replica.")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; empty is the Pod's own namespace in a cluster (needed out of a cluster).")
 	fs.BoolVar(&o.Tenancy, "tenancy", true, "Check subscription keys against the kubehook.io/registry-namespaces Namespace annotation (same-name registry namespace by default). Turn off for single-team clusters.")
 
 	fs.StringVar(&o.DataDir, "data-dir", "/var/lib/kubehook", "Directory of the embedded NATS JetStream file store (not used with --nats-url).")
@@ -101,7 +105,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.StatusSyncPeriod, "status-sync-period", 10*time.Second, "At most one status write per subscription per period for ordinary delivery outcomes; transitions are written at once.")
 	fs.DurationVar(&o.ShutdownGracePeriod, "shutdown-grace-period", 20*time.Second, "How long in-flight attempts may finish at shutdown; the rest stay queued.")
 
-	fs.StringVar(&o.EventsAddr, "events-bind-address", ":8090", "Address the event sources server (POST /v1/sources/distribution, /v1/sources/harbor, /v1/events) binds to; 0 turns it off. Served by the leader only.")
+	fs.StringVar(&o.EventsAddr, "events-bind-address", ":8090", "Address the event sources server (POST /v1/sources/distribution, /v1/sources/harbor, /v1/events) binds to; 0 turns it off. Served by every replica.")
 	fs.StringVar(&o.DistributionTokenFile, "distribution-token-file", "", "File of bearer tokens (one per line, re-read when it changes) the Distribution registry must send to /v1/sources/distribution.")
 	fs.StringVar(&o.HarborTokenFile, "harbor-token-file", "", "File of tokens (one per line) Harbor must send as its Authorization header, with or without \"Bearer \", to /v1/sources/harbor.")
 	fs.StringVar(&o.EventsTokenFile, "events-token-file", "", "File of bearer tokens (one per line) producers of native events must send to /v1/events.")
@@ -205,8 +209,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		Scheme:                 Scheme,
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress: o.ProbeAddr,
-		LeaderElection:         o.LeaderElect,
-		LeaderElectionID:       "kubehook.kubehook.io",
+		LeaderElection:          o.LeaderElect,
+		LeaderElectionID:        "kubehook.kubehook.io",
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		// A stopping leader hands over at once rather than after the lease
+		// runs out; Run returns only once everything has stopped.
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -227,14 +235,30 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 	tracker := outcomes.New(o.StatusSyncPeriod)
 	tracker.CountFrom(q)
 	snd := sender.New(sender.Options{Concurrency: o.DeliveryConcurrency, AllowCIDRs: cidrs})
-	disp := dispatcher.New(q, reg, snd, tracker, dispatcher.Options{
+	// With an external NATS several replicas may deliver: each sends its
+	// outcomes to the leader, the one status writer. Embedded, this process
+	// is the only one.
+	var reporter dispatcher.Reporter = tracker
+	var engineRunnables []manager.Runnable
+	if o.NATSURL != "" {
+		if !o.LeaderElect {
+			log.Info("WARNING: --nats-url without --leader-elect: run a single replica, or several replicas would each write status, send test deliveries and replay dead letters")
+		}
+		fwd := outcomes.NewForwarder(q.Conn())
+		reporter = fwd
+		engineRunnables = append(engineRunnables, fwd, outcomes.NewReceiver(q.Conn(), tracker))
+	}
+	disp := dispatcher.New(q, reg, snd, reporter, dispatcher.Options{
 		Concurrency:     o.DeliveryConcurrency,
 		PerSubscription: o.InFlightPerSubscription,
 		GracePeriod:     o.ShutdownGracePeriod,
 		Loaded:          loaded.Wait,
 		Exists:          subscriptionExists(mgr.GetAPIReader()),
 	})
-	for _, r := range append([]manager.Runnable{disp, tracker, &gauges{queue: q, registry: reg}}, extra...) {
+	// The dispatcher and the gauges run on every replica; the tracker (and
+	// the outcome receiver) on the leader, which writes status.
+	engineRunnables = append(engineRunnables, everyReplica{disp}, tracker, everyReplica{&gauges{queue: q, registry: reg}})
+	for _, r := range append(engineRunnables, extra...) {
 		if err := mgr.Add(r); err != nil {
 			return fmt.Errorf("adding the delivery engine: %w", err)
 		}
@@ -247,6 +271,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		Outcomes:     tracker,
 		Sender:       snd,
 		DeadLetters:  q,
+		Leader:       elected(mgr),
 		Tenancy:      o.Tenancy,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the controller: %w", err)
@@ -259,6 +284,10 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		}
 		if err := mgr.Add(srv); err != nil {
 			return fmt.Errorf("adding the sources server: %w", err)
+		}
+		// Ready only when this replica accepts events.
+		if err := mgr.AddReadyzCheck("events", srv.Ready); err != nil {
+			return fmt.Errorf("adding ready check: %w", err)
 		}
 	}
 
@@ -298,4 +327,23 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		return fmt.Errorf("adding ready check: %w", err)
 	}
 	return mgr.Start(ctx)
+}
+
+// everyReplica runs a runnable on every replica, not only on the leader.
+type everyReplica struct{ manager.Runnable }
+
+func (everyReplica) NeedLeaderElection() bool { return false }
+
+// elected reports whether this replica leads (always, without leader
+// election).
+func elected(mgr manager.Manager) func() bool {
+	ch := mgr.Elected()
+	return func() bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
 }

@@ -247,6 +247,10 @@ func (q *Queue) Close() {
 	}
 }
 
+// Conn is the queue's NATS connection, for what kubehook's replicas tell
+// one another (delivery outcomes for the leader).
+func (q *Queue) Conn() *nats.Conn { return q.nc }
+
 // Ready reports whether the queue can take deliveries: the connection to
 // NATS is up.
 func (q *Queue) Ready() error {

@@ -124,11 +124,10 @@ type route struct {
 // Publish call, and answers 202 only after that call returned, so the
 // sender retries anything kubehook did not durably accept.
 //
-// It is a manager.Runnable that needs leader election: subscriptions are
-// registered in the engine by the controller, which runs on the leader
-// only, so a replica that is not the leader would match no subscription
-// and accept events only to drop them. Non-leaders do not listen; the
-// registries retry until they reach the leader.
+// It is a manager.Runnable that runs on every replica: each replica's
+// controller registers every subscription, so any of them matches and
+// queues an event the same way. It listens only once the subscriptions are
+// loaded (WaitReady), so no event is matched against half a registry.
 type Server struct {
 	opts      ServerOptions
 	inspector Inspector
@@ -202,9 +201,20 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	return s, nil
 }
 
-// NeedLeaderElection reports true: only the leader has the subscriptions
-// registered (see Server).
-func (s *Server) NeedLeaderElection() bool { return true }
+// NeedLeaderElection reports false: every replica has every subscription
+// registered and publishes to the one queue, so a Service over all Pods is
+// a valid target for registries.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// Ready is a readiness check: it fails until the server accepts events.
+func (s *Server) Ready(*http.Request) error {
+	select {
+	case <-s.listening:
+		return nil
+	default:
+		return errors.New("event sources not accepting events yet")
+	}
+}
 
 // Start listens on the configured address and serves until ctx ends, then
 // shuts down gracefully: in-flight requests finish (bounded by the

@@ -690,8 +690,11 @@ func TestStartServesOnItsOwnAddressUntilTheContextEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !srv.NeedLeaderElection() {
-		t.Fatal("the sources server must run on the leader only")
+	if srv.NeedLeaderElection() {
+		t.Fatal("the sources server must run on every replica")
+	}
+	if srv.Ready(nil) == nil {
+		t.Fatal("ready before it listens")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -709,6 +712,9 @@ func TestStartServesOnItsOwnAddressUntilTheContextEnds(t *testing.T) {
 	case <-srv.listening:
 	case <-time.After(5 * time.Second):
 		t.Fatal("not listening")
+	}
+	if err := srv.Ready(nil); err != nil {
+		t.Fatalf("not ready while listening: %v", err)
 	}
 	url := "http://" + srv.addr.String() + PathEvents
 	body, _ := validBody(t, SourceEvents)
