@@ -53,7 +53,7 @@ type Options struct {
 	// LeaderElectionNamespace holds the Lease; empty is the Pod's namespace
 	// in a cluster.
 	LeaderElectionNamespace string
-	Tenancy     bool
+	Tenancy                 bool
 
 	// Queue
 	DataDir          string
@@ -153,7 +153,7 @@ func (o *Options) queueConfig() queue.Config {
 }
 
 // sourcesServer builds the event sources server from the flags.
-func (o *Options) sourcesServer(mgr manager.Manager, pub *engine.Publisher, loaded *loadGate) (*sources.Server, error) {
+func (o *Options) sourcesServer(mgr manager.Manager, pub *engine.Publisher, loaded *loadGate, shared sources.SharedResolutions) (*sources.Server, error) {
 	auth := sources.AuthOptions{
 		TokenFiles: map[string]string{
 			sources.SourceDistribution: o.DistributionTokenFile,
@@ -175,8 +175,11 @@ func (o *Options) sourcesServer(mgr manager.Manager, pub *engine.Publisher, load
 		RegistryHost: o.RegistryHost,
 		Auth:         sources.NewAuthenticator(auth),
 		Publisher:    pub,
-		WaitReady:    loaded.Wait,
-		Log:          ctrl.Log.WithName("sources"),
+		// With several replicas, the HEAD and GET of one pull may reach
+		// different ones.
+		SharedResolutions: shared,
+		WaitReady:         loaded.Wait,
+		Log:               ctrl.Log.WithName("sources"),
 	}
 	if o.RegistryURL != "" {
 		iopts := sources.InspectorOptions{URL: o.RegistryURL}
@@ -206,9 +209,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 	log.Info("starting kubehook", "version", version.Version, "tenancy", o.Tenancy)
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 Scheme,
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
-		HealthProbeBindAddress: o.ProbeAddr,
+		Scheme:                  Scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "kubehook.kubehook.io",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
@@ -278,7 +281,15 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 	}
 
 	if o.EventsAddr != "0" {
-		srv, err := o.sourcesServer(mgr, &engine.Publisher{Registry: reg, Queue: q}, loaded)
+		var shared sources.SharedResolutions
+		if o.NATSURL != "" {
+			bucket, err := q.SharedBucket(ctx, "KUBEHOOK_TAG_RESOLUTIONS", sources.TagResolutionWindow)
+			if err != nil {
+				return err
+			}
+			shared = bucket
+		}
+		srv, err := o.sourcesServer(mgr, &engine.Publisher{Registry: reg, Queue: q}, loaded, shared)
 		if err != nil {
 			return err
 		}

@@ -303,11 +303,11 @@ func (m *distributionMapper) mapEvent(ev *notifications.Event) ([]engine.Event, 
 		}
 		client := clientOf(ev.Request.Addr, ev.Request.UserAgent)
 		if strings.EqualFold(ev.Request.Method, "HEAD") {
-			m.opts.Resolutions.remember(repo, dgst, client, tag, at)
+			m.opts.Resolutions.remember(m.ctx, repo, dgst, client, tag, at)
 			return nil, nil
 		}
 		if tag == "" {
-			if resolved, ok := m.opts.Resolutions.take(repo, dgst, client, at); ok {
+			if resolved, ok := m.opts.Resolutions.take(m.ctx, repo, dgst, client, at); ok {
 				tag = resolved
 				byTag = imageName(host, repo, ':', tag)
 			}

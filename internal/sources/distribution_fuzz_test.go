@@ -38,7 +38,7 @@ func FuzzDistribution(f *testing.F) {
 		pullEvent("GET", "", "2026-11-27T16:54:11Z", "10.1.2.3:2", "containerd/v1.7.13")))
 	insp := newWebInspector()
 	// Shared across inputs, as the server shares it across requests.
-	resolutions := NewTagResolutions(tagResolutionWindow, 1000)
+	resolutions := NewTagResolutions(TagResolutionWindow, 1000)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		evs, err := Distribution(context.Background(), body, MapOptions{RegistryHost: "registry.example.com", Resolutions: resolutions}, insp)
 		if err != nil {

@@ -115,7 +115,7 @@ func TestDistributionIdentity(t *testing.T) {
 	}
 
 	t.Run("a pull by HEAD then GET has the GET's identity", func(t *testing.T) {
-		res := NewTagResolutions(tagResolutionWindow, 10)
+		res := NewTagResolutions(TagResolutionWindow, 10)
 		head := strings.Replace(pullEvent("HEAD", "1.4.2", "2026-11-27T16:54:10Z", "10.1.2.3:1", "containerd/v1.7.13"), `"id":"e1"`, `"id":"head"`, 1)
 		get := strings.Replace(pullEvent("GET", "", "2026-11-27T16:54:11Z", "10.1.2.3:2", "containerd/v1.7.13"), `"id":"e1"`, `"id":"get"`, 1)
 		got, err := Distribution(ctx, distributionEnvelope(head, get), MapOptions{Resolutions: res}, nil)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/queue"
 )
 
 // pullEvent is a manifest pull of acme/web: by tag with HEAD (a client
@@ -91,12 +92,44 @@ func TestTagResolutionsStayBounded(t *testing.T) {
 	r := NewTagResolutions(defaultWindow, 3)
 	at := time.Date(2026, 11, 27, 16, 54, 10, 0, time.UTC)
 	for i, d := range []string{"sha256:a", "sha256:b", "sha256:c", "sha256:d"} {
-		r.remember("acme/web", d, "c", "v"+string(rune('1'+i)), at)
+		r.remember(context.Background(), "acme/web", d, "c", "v"+string(rune('1'+i)), at)
 	}
 	if n := len(r.entries.Keys()); n > 3 {
 		t.Fatalf("%d entries kept, want at most 3", n)
 	}
-	if tag, ok := r.take("acme/web", "sha256:d", "c", at); !ok || tag != "v4" {
+	if tag, ok := r.take(context.Background(), "acme/web", "sha256:d", "c", at); !ok || tag != "v4" {
 		t.Fatalf("the newest resolution: %q, %v", tag, ok)
 	}
+}
+
+// Replicas share resolutions through a JetStream key-value bucket: a HEAD
+// mapped by one replica and the GET by another still make a TAG_PULL.
+func TestHeadAndGetOnDifferentReplicasIsATagPull(t *testing.T) {
+	ctx := context.Background()
+	q, err := queue.Open(ctx, queue.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	bucket, err := q.SharedBucket(ctx, "KUBEHOOK_TAG_RESOLUTIONS", defaultWindow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ua = "containerd/v1.7.13"
+	head := pullEvent("HEAD", "1.4.2", "2026-11-27T16:54:10Z", "10.1.2.3:40100", ua)
+	get := pullEvent("GET", "", "2026-11-27T16:54:11Z", "10.1.2.3:40102", ua)
+	replicaA, replicaB := NewTagResolutions(defaultWindow, 100), NewTagResolutions(defaultWindow, 100)
+	replicaA.Share(bucket)
+	replicaB.Share(bucket)
+	if got, err := Distribution(ctx, distributionEnvelope(head), MapOptions{Resolutions: replicaA}, nil); err != nil || len(got) != 0 {
+		t.Fatalf("HEAD mapped to %v, %v; want nothing", got, err)
+	}
+	got, err := Distribution(ctx, distributionEnvelope(get), MapOptions{Resolutions: replicaB}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEvents(t, got, []wantEvent{
+		{kubehookv1.TagPull, "acme/web", map[string]any{"tag": "1.4.2", "digest": webDigest}},
+		{kubehookv1.ManifestPull, "acme/web", map[string]any{"digest": webDigest}},
+	})
 }

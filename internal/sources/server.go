@@ -82,6 +82,9 @@ type AcceptedBody struct {
 type ServerOptions struct {
 	// Addr is the listen address (--events-bind-address, default ":8090").
 	Addr string
+	// SharedResolutions, when set, shares tag resolutions (HEAD of a tag,
+	// then GET of its digest) with the other replicas.
+	SharedResolutions SharedResolutions
 	// RegistryHost is the host in imageName (--registry-host); empty uses
 	// the request's Host (the Distribution parser prefers the host of the
 	// registry request recorded in each event).
@@ -140,9 +143,9 @@ type Server struct {
 	addr      net.Addr
 }
 
-// tagResolutionWindow is how long after a client's HEAD of a tag its GET
+// TagResolutionWindow is how long after a client's HEAD of a tag its GET
 // of the digest counts as a pull of that tag.
-const tagResolutionWindow = time.Minute
+const TagResolutionWindow = time.Minute
 
 // NewServer returns a sources server for opts.
 func NewServer(opts ServerOptions) (*Server, error) {
@@ -167,7 +170,10 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, listening: make(chan struct{}), resolutions: NewTagResolutions(tagResolutionWindow, 10_000)}
+	s := &Server{opts: opts, listening: make(chan struct{}), resolutions: NewTagResolutions(TagResolutionWindow, 10_000)}
+	if opts.SharedResolutions != nil {
+		s.resolutions.Share(opts.SharedResolutions)
+	}
 	if opts.Inspector != nil {
 		s.inspector = counting(opts.Inspector)
 	}
