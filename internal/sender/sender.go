@@ -84,6 +84,12 @@ type Result struct {
 	// timeout, a refused address, a network or TLS error) and never holds
 	// signing keys or the values of the subscription's headers.
 	Err error
+	// NotSent is set when the request never reached the endpoint's host
+	// for reasons of the subscription, not of the host: its URL or TLS
+	// configuration is invalid, or the address guard refused every address
+	// the host resolved to. Such a failure says nothing about whether the
+	// host is up, so a caller keeping per-host health ignores it.
+	NotSent bool
 }
 
 // OK reports whether the endpoint accepted the delivery (2xx).
@@ -190,11 +196,11 @@ func (s *Sender) send(parent context.Context, sub *registry.Subscription, req Re
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.Endpoint, bytes.NewReader(req.Body))
 	if err != nil || (hreq.URL.Scheme != "http" && hreq.URL.Scheme != "https") || hreq.URL.Host == "" {
 		// The URL is not repeated: it may carry a token in its query.
-		return Result{Err: errors.New("the endpoint is not an absolute http or https URL")}
+		return Result{Err: errors.New("the endpoint is not an absolute http or https URL"), NotSent: true}
 	}
 	client, err := s.transports.client(sub.TLS, sub.SkipTLSVerification)
 	if err != nil {
-		return Result{Err: fmt.Errorf("TLS configuration: %w", err)}
+		return Result{Err: fmt.Errorf("TLS configuration: %w", err), NotSent: true}
 	}
 
 	ts := req.Timestamp
@@ -221,7 +227,8 @@ func (s *Sender) send(parent context.Context, sub *registry.Subscription, req Re
 
 	resp, err := client.Do(hreq)
 	if err != nil {
-		return Result{Err: transportError(parent, ctx, timeout, err)}
+		var refused *AddressNotAllowedError
+		return Result{Err: transportError(parent, ctx, timeout, err), NotSent: errors.As(err, &refused)}
 	}
 	defer resp.Body.Close() // closes the connection when the body is not fully read
 
