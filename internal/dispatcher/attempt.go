@@ -21,8 +21,15 @@ import (
 // attempt makes one delivery attempt and finishes the message: acked on
 // success, rescheduled on failure, dead-lettered when exhausted. The
 // subscription is judged again first: it may have changed since the
-// delivery was fetched.
-func (d *Dispatcher) attempt(m *queue.Msg) {
+// delivery was fetched. It reports whether an attempt was made and
+// succeeded, and tells t's host's breaker what the attempt showed.
+func (d *Dispatcher) attempt(m *queue.Msg, t *ticket) (attempted, ok bool) {
+	probed := false // the breaker heard of the probe
+	defer func() {
+		if !probed {
+			d.breakers.abandon(t.host, t.probe)
+		}
+	}()
 	ctx := d.sendCtx
 	// Built only when there is something to log: attempts are the hot path.
 	logger := func() logr.Logger {
@@ -34,17 +41,17 @@ func (d *Dispatcher) attempt(m *queue.Msg) {
 	case hold:
 		// Back to where it came from, where it is judged again and held.
 		_ = m.Release()
-		return
+		return false, false
 	default:
 		d.apply(m, v, nil)
-		return
+		return false, false
 	}
 
 	body, contentType, err := d.render(sub, m)
 	if err != nil {
 		// The queue only holds what a source accepted; this is a bug, kept for replay.
 		d.deadLetter(m, queue.ReasonUnrenderable, err.Error())
-		return
+		return false, false
 	}
 
 	stop := d.keepInProgress(m)
@@ -55,7 +62,7 @@ func (d *Dispatcher) attempt(m *queue.Msg) {
 		// Cancelled by shutdown: not the endpoint's failure. Back to the
 		// queue unchanged, for the next start.
 		_ = m.Release()
-		return
+		return false, false
 	}
 	now := d.opts.Now()
 	metrics.DeliveryDuration.WithLabelValues(m.EventType).Observe(res.Duration.Seconds())
@@ -64,13 +71,15 @@ func (d *Dispatcher) attempt(m *queue.Msg) {
 		Subscription: m.Subscription, UID: m.SubscriptionUID, DeliveryID: m.ID,
 		At: now, Attempts: m.Attempts + 1, OK: res.OK(), StatusCode: res.StatusCode,
 	}
+	probed = true
+	out.CircuitOpenUntil = d.recordHost(t, sub.Endpoint, healthOf(res))
 	if res.OK() {
 		metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultSuccess).Inc()
 		if err := m.Done(ctx); err != nil {
 			logger().Error(err, "acking delivered message; it may be delivered again")
 		}
 		d.reporter.Report(out)
-		return
+		return true, true
 	}
 
 	if res.Err != nil {
@@ -105,6 +114,21 @@ func (d *Dispatcher) attempt(m *queue.Msg) {
 	if !out.Deactivated {
 		d.reporter.Report(out)
 	}
+	return true, false
+}
+
+// recordHost tells the breaker of the host the attempt went to what it
+// showed, and returns when that breaker half-opens if it is open. The host
+// is that of the endpoint sent to: should the subscription's endpoint have
+// changed since t was admitted, t's probe is given back and the result
+// counts for the new host.
+func (d *Dispatcher) recordHost(t *ticket, endpoint string, h hostHealth) time.Time {
+	host := hostOf(endpoint)
+	if host != t.host {
+		d.breakers.abandon(t.host, t.probe)
+		return d.breakers.done(host, false, h)
+	}
+	return d.breakers.done(host, t.probe, h)
 }
 
 func (d *Dispatcher) render(sub *registry.Subscription, m *queue.Msg) ([]byte, string, error) {

@@ -4,14 +4,29 @@
 // hold, dead letter, drop) is the registry entry's Fate, and a subscription
 // counts as gone only when the API server has no object with its UID.
 //
-// Isolation: every subscription has an in-flight limit. When a delivery
-// arrives for a subscription at its limit, the subscription is "parked": its
-// deliveries are moved, once each, to a line of its own in the queue, read
-// by a consumer whose window is the subscription's limit. No worker ever
-// waits on a busy subscription, a slow or dead endpoint holds at most its
-// own limit of workers, and its backlog waits on disk, not in memory and not
-// in front of the other subscriptions. A parked subscription whose line runs
-// empty goes back to the shared consumer.
+// Isolation: an attempt starts only with a worker to spare on every limit
+// it falls under: its subscription's in-flight limit, the per-host limit of
+// its endpoint's host (host:port), the pool (Concurrency), and, for a
+// subscription not known to be healthy (its last attempt failed, or none
+// has finished yet), a smaller in-flight limit and a bounded share of the
+// pool (FailingPerSubscription, FailingConcurrency). Healthy subscriptions
+// therefore always find workers, whatever number of endpoints hang.
+//
+// The shared consumer never waits for a worker. When a delivery cannot
+// start at once, its subscription is "parked": its deliveries are moved,
+// once each, to a line of its own in the queue, read by a consumer whose
+// window is a few times the subscription's limit and which waits for
+// workers (holding up only its own subscription). Its backlog waits on
+// disk, not in memory and not in front of the other subscriptions. A
+// parked subscription whose line runs empty goes back to the shared
+// consumer.
+//
+// Circuit breakers: after consecutive failed attempts to one endpoint host
+// (no answer, timeouts, 5xx) its breaker opens for a cool-down; its
+// deliveries are then not attempted but scheduled again for when it
+// half-opens, with no attempt counted, so the breaker alone never
+// dead-letters anything. Then one probe attempt goes; its success closes
+// the breaker, its failure doubles the cool-down (up to a cap).
 //
 // Holding: the deliveries of a suspended or stalled subscription (or one
 // not loaded yet) go to the same line, with no consumer reading it, and wait
@@ -60,14 +75,39 @@ type Outcome struct {
 	Deactivated bool
 	// DeadLettered: the delivery exhausted its attempts.
 	DeadLettered bool
+	// CircuitOpenUntil is set when, after this attempt, the circuit breaker
+	// of the endpoint's host is open: no delivery to that host is attempted
+	// until then, when one probe attempt goes. Zero while it is closed.
+	CircuitOpenUntil time.Time
 }
 
 // Options tune the dispatcher.
 type Options struct {
 	// Concurrency bounds the attempts in flight across all subscriptions.
 	Concurrency int
-	// PerSubscription bounds the attempts in flight for one subscription.
+	// PerSubscription bounds the attempts in flight for one healthy
+	// subscription (its last attempt succeeded).
 	PerSubscription int
+	// FailingPerSubscription bounds the attempts in flight for one
+	// subscription not known to be healthy: its last attempt failed, or
+	// none has finished yet. Default 2 (at most PerSubscription).
+	FailingPerSubscription int
+	// FailingConcurrency bounds the attempts in flight of all such
+	// subscriptions together, so that hanging endpoints hold at most this
+	// share of the pool. Default half of Concurrency.
+	FailingConcurrency int
+	// PerHost bounds the attempts in flight to one endpoint host (host and
+	// port of the endpoint URL), across subscriptions. Default 32.
+	PerHost int
+	// BreakerThreshold is the number of consecutive failed attempts to one
+	// endpoint host (no answer, timeouts, 5xx) that opens its circuit
+	// breaker. Default 10; negative turns the breakers off.
+	BreakerThreshold int
+	// BreakerCooldown is how long a breaker stays open before its probe;
+	// each failed probe doubles it, up to BreakerMaxCooldown. Defaults 10s
+	// and 5m.
+	BreakerCooldown    time.Duration
+	BreakerMaxCooldown time.Duration
 	// GracePeriod is how long in-flight attempts may finish at shutdown.
 	GracePeriod time.Duration
 	// Source is the CloudEvents source attribute.
@@ -105,6 +145,26 @@ func (o Options) withDefaults() Options {
 	if o.PerSubscription <= 0 {
 		o.PerSubscription = 8
 	}
+	if o.FailingPerSubscription <= 0 {
+		o.FailingPerSubscription = 2
+	}
+	o.FailingPerSubscription = min(o.FailingPerSubscription, o.PerSubscription)
+	if o.FailingConcurrency <= 0 {
+		o.FailingConcurrency = max(1, o.Concurrency/2)
+	}
+	o.FailingConcurrency = min(o.FailingConcurrency, o.Concurrency)
+	if o.PerHost <= 0 {
+		o.PerHost = 32
+	}
+	if o.BreakerThreshold == 0 {
+		o.BreakerThreshold = 10
+	}
+	if o.BreakerCooldown <= 0 {
+		o.BreakerCooldown = 10 * time.Second
+	}
+	if o.BreakerMaxCooldown <= 0 {
+		o.BreakerMaxCooldown = 5 * time.Minute
+	}
 	if o.GracePeriod <= 0 {
 		o.GracePeriod = 20 * time.Second
 	}
@@ -140,8 +200,11 @@ type Dispatcher struct {
 	reporter Reporter
 	opts     Options
 
-	sem chan struct{}
-	wg  sync.WaitGroup
+	// limits are the workers shared by the subscriptions; breakers say
+	// which endpoint hosts are not to be attempted.
+	limits   *limits
+	breakers *breakers
+	wg       sync.WaitGroup
 	// stopping is set, and stop closed, once fetching has stopped: no new
 	// attempts start.
 	stopping atomic.Bool
@@ -162,16 +225,29 @@ type Dispatcher struct {
 	// existence remembers the API server's verdicts on unregistered
 	// subscriptions: gone for long (a UID never comes back), present briefly.
 	existence *cache.LRUExpireCache
+	// healthy remembers the subscriptions whose last attempt succeeded
+	// beyond the life of their state, so a healthy subscription idle for a
+	// moment keeps its full limit.
+	healthy *cache.LRUExpireCache
 }
+
+// healthyTTL is how long a subscription with no attempt is remembered as
+// healthy; after that its next attempts count as failing until one
+// succeeds.
+const healthyTTL = time.Hour
 
 // subState is the dispatcher's view of one subscription.
 type subState struct {
 	id types.NamespacedName
-	// slots holds one token per attempt in flight, up to the limit: the
-	// shared consumer takes one only if it is free at once, a parked line's
-	// consumer waits for one (it holds up only its own subscription).
-	slots    chan struct{}
-	inflight int
+	// slots holds one token per attempt in flight, up to the limit, and
+	// failSlots one per attempt made while the subscription was not known
+	// to be healthy: the shared consumer takes them only if they are free
+	// at once, a parked line's consumer waits for them (it holds up only
+	// its own subscription).
+	slots, failSlots chan struct{}
+	inflight         int
+	// healthy is set while its last attempt succeeded.
+	healthy bool
 	// parked is set while the subscription's deliveries go to its own line:
 	// read by line while it is delivered to, unread (held) while line is
 	// nil. parkMu orders parking against unparking, so no delivery is
@@ -193,11 +269,13 @@ func New(q *queue.Queue, reg *registry.Registry, s Sender, r Reporter, o Options
 	o = o.withDefaults()
 	d := &Dispatcher{
 		queue: q, registry: reg, sender: s, reporter: r, opts: o,
-		sem:       make(chan struct{}, o.Concurrency),
+		limits:    newLimits(o.Concurrency, o.FailingConcurrency, o.PerHost),
+		breakers:  newBreakers(max(o.BreakerThreshold, 0), o.BreakerCooldown, o.BreakerMaxCooldown, o.Now),
 		stop:      make(chan struct{}),
 		subs:      map[types.UID]*subState{},
 		changes:   make(chan types.NamespacedName, 1024),
 		existence: cache.NewLRUExpireCache(4096),
+		healthy:   cache.NewLRUExpireCache(1 << 16),
 	}
 	d.idle = sync.NewCond(&d.mu)
 	reg.OnChange(func(id types.NamespacedName) {
@@ -257,8 +335,12 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	return err
 }
 
-// handle runs on the shared consumer's goroutine: it never waits on a busy
-// subscription.
+// handle runs on the shared consumer's goroutine: it never waits, neither
+// on a busy subscription nor for a worker. A delivery that cannot start at
+// once is parked on its subscription's line, whose consumer may wait: a
+// negative ack would hand it straight back (the queue offers no delay
+// shorter than a retry schedule's second), a retry schedule would reorder
+// it and cost a second, and waiting here would hold up every subscription.
 func (d *Dispatcher) handle(m *queue.Msg) {
 	if d.stopping.Load() {
 		_ = m.Release()
@@ -269,16 +351,25 @@ func (d *Dispatcher) handle(m *queue.Msg) {
 		d.apply(m, v, nil)
 		return
 	}
+	host := hostOf(sub.Endpoint)
+	if g, until, _ := d.breakers.peek(host); g == shut {
+		d.deferUntil(m, until)
+		return
+	}
 	d.mu.Lock()
 	st := d.state(sub.UID, sub.ID)
 	if !st.parked {
-		select {
-		case st.slots <- struct{}{}:
+		t, until := d.tryAdmit(st, host)
+		if t != nil {
 			st.inflight++
 			d.mu.Unlock()
-			d.startWorker(sub.UID, st, m)
+			d.startWorker(sub.UID, st, m, t)
 			return
-		default:
+		}
+		if !until.IsZero() {
+			d.mu.Unlock()
+			d.deferUntil(m, until)
+			return
 		}
 	}
 	// Counted before unlocking, so work does not forget this state while
@@ -293,7 +384,12 @@ func (d *Dispatcher) handle(m *queue.Msg) {
 func (d *Dispatcher) state(uid types.UID, id types.NamespacedName) *subState {
 	st := d.subs[uid]
 	if st == nil {
-		st = &subState{id: id, slots: make(chan struct{}, d.opts.PerSubscription)}
+		st = &subState{
+			id:        id,
+			slots:     make(chan struct{}, d.opts.PerSubscription),
+			failSlots: make(chan struct{}, d.opts.FailingPerSubscription),
+		}
+		_, st.healthy = d.healthy.Get(uid)
 		d.subs[uid] = st
 	}
 	if st.id.Name == "" {
@@ -302,27 +398,40 @@ func (d *Dispatcher) state(uid types.UID, id types.NamespacedName) *subState {
 	return st
 }
 
-func (d *Dispatcher) startWorker(uid types.UID, st *subState, m *queue.Msg) {
-	d.sem <- struct{}{} // global capacity, shared fairly by the per-subscription limits
-	d.wg.Add(1)
-	go d.work(uid, st, m)
+// forget drops the state of a subscription with nothing in flight or
+// parked, remembering whether it was healthy; mu is held.
+func (d *Dispatcher) forget(uid types.UID, st *subState) {
+	delete(d.subs, uid)
+	if st.healthy {
+		d.healthy.Add(uid, struct{}{}, healthyTTL)
+	} else {
+		d.healthy.Remove(uid)
+	}
 }
 
-// work makes one attempt, then frees the subscription's slot; the last
-// attempt of a parked subscription checks whether its line ran empty.
-func (d *Dispatcher) work(uid types.UID, st *subState, m *queue.Msg) {
+func (d *Dispatcher) startWorker(uid types.UID, st *subState, m *queue.Msg, t *ticket) {
+	d.wg.Add(1)
+	go d.work(uid, st, m, t)
+}
+
+// work makes one attempt, then frees what it held; the last attempt of a
+// parked subscription checks whether its line ran empty.
+func (d *Dispatcher) work(uid types.UID, st *subState, m *queue.Msg, t *ticket) {
 	defer d.wg.Done()
-	defer func() { <-d.sem }()
-	d.attempt(m)
+	attempted, ok := d.attempt(m, t)
+	d.limits.release(t.grant)
 	d.mu.Lock()
-	<-st.slots
+	t.releaseSlots()
+	if attempted {
+		st.healthy = ok
+	}
 	st.inflight--
 	idle := st.inflight == 0
 	if idle {
 		d.idle.Broadcast()
 	}
 	if idle && !st.parked && st.parking.Load() == 0 && d.subs[uid] == st {
-		delete(d.subs, uid)
+		d.forget(uid, st)
 	}
 	if idle && st.parked && st.line != nil && !d.stopping.Load() {
 		// Not at once: a subscription in a burst would flap between the
@@ -335,4 +444,11 @@ func (d *Dispatcher) work(uid types.UID, st *subState, m *queue.Msg) {
 		}
 	}
 	d.mu.Unlock()
+}
+
+// CircuitOpenUntil returns when the circuit breaker of endpoint's host
+// half-opens, zero when it is not open: for the status of every
+// subscription to that host, not only of those whose attempt opened it.
+func (d *Dispatcher) CircuitOpenUntil(endpoint string) time.Time {
+	return d.breakers.openUntil(hostOf(endpoint))
 }

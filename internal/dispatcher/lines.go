@@ -93,29 +93,40 @@ func (d *Dispatcher) ensureLine(ctx context.Context, uid types.UID, st *subState
 	return nil
 }
 
-// handleParked runs on a line's consumer goroutine: waiting for a free slot
-// here delays only this subscription.
+// handleParked runs on a line's consumer goroutine: waiting for a worker
+// here delays only this subscription. Meanwhile the delivery is kept in
+// progress, so JetStream does not hand it out again.
 func (d *Dispatcher) handleParked(uid types.UID, st *subState, m *queue.Msg) {
 	if d.stopping.Load() {
 		_ = m.Release()
 		return
 	}
-	if _, v := d.judge(m); v.fate != deliver {
+	sub, v := d.judge(m)
+	if v.fate != deliver {
 		d.apply(m, v, st)
 		return
 	}
-	select {
-	case st.slots <- struct{}{}:
-	case <-d.stop:
-	}
-	if d.stopping.Load() {
+	keep := d.keepInProgress(m)
+	t, until := d.admitWaiting(st, hostOf(sub.Endpoint))
+	keep()
+	switch {
+	case t != nil && d.stopping.Load():
+		d.limits.release(t.grant)
+		d.breakers.abandon(t.host, t.probe)
+		d.mu.Lock()
+		t.releaseSlots()
+		d.mu.Unlock()
 		_ = m.Release()
-		return
+	case t != nil:
+		d.mu.Lock()
+		st.inflight++
+		d.mu.Unlock()
+		d.startWorker(uid, st, m, t)
+	case !until.IsZero():
+		d.deferUntil(m, until)
+	default: // stopping
+		_ = m.Release()
 	}
-	d.mu.Lock()
-	st.inflight++
-	d.mu.Unlock()
-	d.startWorker(uid, st, m)
 }
 
 // holdLine stops the consumer of a line whose subscription must be held.

@@ -1,0 +1,148 @@
+package dispatcher
+
+import (
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/kubehook/kubehook/internal/queue"
+	"github.com/kubehook/kubehook/internal/sender"
+)
+
+// ticket is what one admitted attempt holds: its subscription's slots, the
+// shared workers, and its host's probe when the breaker is half-open.
+type ticket struct {
+	st *subState
+	*grant
+	probe bool
+}
+
+// releaseSlots frees the subscription's slots of t.
+func (t *ticket) releaseSlots() { releaseSubSlots(t.st, t.failing) }
+
+func releaseSubSlots(st *subState, failing bool) {
+	<-st.slots
+	if failing {
+		<-st.failSlots
+	}
+}
+
+// tryAdmit admits an attempt of st's subscription to host if every limit
+// has room at once; mu is held. Without a ticket, a non-zero time says the
+// host's breaker is open until then; zero says wait (on a line).
+func (d *Dispatcher) tryAdmit(st *subState, host string) (*ticket, time.Time) {
+	select {
+	case st.slots <- struct{}{}:
+	default:
+		return nil, time.Time{}
+	}
+	failing := !st.healthy
+	if failing {
+		select {
+		case st.failSlots <- struct{}{}:
+		default:
+			<-st.slots
+			return nil, time.Time{}
+		}
+	}
+	g, ok := d.limits.tryAcquire(host, failing)
+	if !ok {
+		releaseSubSlots(st, failing)
+		return nil, time.Time{}
+	}
+	t := &ticket{st: st, grant: g}
+	switch gt, until, _ := d.breakers.admit(host); gt {
+	case pass:
+	case probe:
+		t.probe = true
+	default:
+		d.limits.release(g)
+		releaseSubSlots(st, failing)
+		return nil, until
+	}
+	return t, time.Time{}
+}
+
+// admitWaiting admits an attempt of st's subscription to host, waiting for
+// room on every limit and for the probe of a half-open breaker to end; it
+// runs on the subscription's line, so waiting holds up only that
+// subscription. Without a ticket, a non-zero time says the breaker is open
+// until then; zero says the dispatcher is stopping.
+func (d *Dispatcher) admitWaiting(st *subState, host string) (*ticket, time.Time) {
+	for {
+		switch g, until, changed := d.breakers.peek(host); g {
+		case shut:
+			return nil, until
+		case wait:
+			select {
+			case <-changed:
+				continue
+			case <-d.stop:
+				return nil, time.Time{}
+			}
+		}
+		select {
+		case st.slots <- struct{}{}:
+		case <-d.stop:
+			return nil, time.Time{}
+		}
+		d.mu.Lock()
+		failing := !st.healthy
+		d.mu.Unlock()
+		if failing {
+			select {
+			case st.failSlots <- struct{}{}:
+			case <-d.stop:
+				<-st.slots
+				return nil, time.Time{}
+			}
+		}
+		g, ok := d.limits.acquire(host, failing, d.stop)
+		if !ok {
+			releaseSubSlots(st, failing)
+			return nil, time.Time{}
+		}
+		gt, until, changed := d.breakers.admit(host)
+		switch gt {
+		case pass, probe:
+			return &ticket{st: st, grant: g, probe: gt == probe}, time.Time{}
+		}
+		d.limits.release(g)
+		releaseSubSlots(st, failing)
+		if gt == shut {
+			return nil, until
+		}
+		select {
+		case <-changed:
+		case <-d.stop:
+			return nil, time.Time{}
+		}
+	}
+}
+
+// deferUntil gives m back to the queue for when its host's breaker
+// half-opens: a retry schedule carrying the attempts made so far, so no
+// attempt is counted and nothing is dead-lettered for the breaker alone.
+// The schedule is durable; m is acked once it is stored. Not on the
+// caller's goroutine: the shared consumer does not wait for the round trip.
+func (d *Dispatcher) deferUntil(m *queue.Msg, until time.Time) {
+	breakerDeferred.Inc()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := m.Retry(d.sendCtx, until, m.Attempts); err != nil {
+			log.FromContext(d.sendCtx).Error(err, "deferring a delivery while its endpoint's circuit breaker is open; it will come back", "delivery", m.ID)
+		}
+	}()
+}
+
+// healthOf says what an attempt's result tells about the endpoint's host.
+func healthOf(res sender.Result) hostHealth {
+	switch {
+	case res.NotSent:
+		return hostUnknown
+	case res.StatusCode == 0, res.StatusCode >= 500:
+		return hostDown
+	}
+	return hostUp
+}
