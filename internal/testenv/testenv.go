@@ -8,8 +8,11 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 // RepoRoot returns the root of the kubehook source tree.
@@ -52,4 +55,38 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 		return nil, nil, fmt.Errorf("starting the control plane: %w", err)
 	}
 	return env, cfg, nil
+}
+
+// Main runs a test package (m is its *testing.M) against a control plane
+// it starts before and stops after, and returns the exit code for os.Exit.
+// setup, when not nil, runs first with the admin config; its teardown runs
+// after the tests. Logs are errors only, everything with KUBEHOOK_TEST_LOG
+// set.
+func Main(m interface{ Run() int }, setup func(cfg *rest.Config) (teardown func(), err error)) int {
+	level := zapcore.ErrorLevel
+	if os.Getenv("KUBEHOOK_TEST_LOG") != "" {
+		level = zapcore.DebugLevel
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(level)))
+	env, cfg, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
+		}
+	}()
+	if setup != nil {
+		teardown, err := setup(cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if teardown != nil {
+			defer teardown()
+		}
+	}
+	return m.Run()
 }
