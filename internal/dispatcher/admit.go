@@ -18,11 +18,11 @@ type ticket struct {
 }
 
 // releaseSlots frees the subscription's slots of t.
-func (t *ticket) releaseSlots() { releaseSubSlots(t.st, t.failing) }
+func (t *ticket) releaseSlots() { releaseSubSlots(t.st, t.class) }
 
-func releaseSubSlots(st *subState, failing bool) {
+func releaseSubSlots(st *subState, c class) {
 	<-st.slots
-	if failing {
+	if c != healthy {
 		<-st.failSlots
 	}
 }
@@ -36,8 +36,8 @@ func (d *Dispatcher) tryAdmit(st *subState, host string) (*ticket, time.Time) {
 	default:
 		return nil, time.Time{}
 	}
-	failing := !st.healthy
-	if failing {
+	c := st.class
+	if c != healthy {
 		select {
 		case st.failSlots <- struct{}{}:
 		default:
@@ -45,9 +45,9 @@ func (d *Dispatcher) tryAdmit(st *subState, host string) (*ticket, time.Time) {
 			return nil, time.Time{}
 		}
 	}
-	g, ok := d.limits.tryAcquire(host, failing)
+	g, ok := d.limits.tryAcquire(host, c)
 	if !ok {
-		releaseSubSlots(st, failing)
+		releaseSubSlots(st, c)
 		return nil, time.Time{}
 	}
 	t := &ticket{st: st, grant: g}
@@ -57,7 +57,7 @@ func (d *Dispatcher) tryAdmit(st *subState, host string) (*ticket, time.Time) {
 		t.probe = true
 	default:
 		d.limits.release(g)
-		releaseSubSlots(st, failing)
+		releaseSubSlots(st, c)
 		return nil, until
 	}
 	return t, time.Time{}
@@ -66,8 +66,10 @@ func (d *Dispatcher) tryAdmit(st *subState, host string) (*ticket, time.Time) {
 // admitWaiting admits an attempt of st's subscription to host, waiting for
 // room on every limit and for the probe of a half-open breaker to end; it
 // runs on the subscription's line, so waiting holds up only that
-// subscription. Without a ticket, a non-zero time says the breaker is open
-// until then; zero says the dispatcher is stopping.
+// subscription. It waits in the subscription's current class: when an
+// attempt's end changes it, the wait starts again in the new one. Without
+// a ticket, a non-zero time says the breaker is open until then; zero says
+// the dispatcher is stopping.
 func (d *Dispatcher) admitWaiting(st *subState, host string) (*ticket, time.Time) {
 	for {
 		switch g, until, changed := d.breakers.peek(host); g {
@@ -87,20 +89,26 @@ func (d *Dispatcher) admitWaiting(st *subState, host string) (*ticket, time.Time
 			return nil, time.Time{}
 		}
 		d.mu.Lock()
-		failing := !st.healthy
+		c, reclassed := st.class, st.reclassed
 		d.mu.Unlock()
-		if failing {
+		if c != healthy {
 			select {
 			case st.failSlots <- struct{}{}:
 			case <-d.stop:
 				<-st.slots
 				return nil, time.Time{}
+			case <-reclassed:
+				<-st.slots
+				continue
 			}
 		}
-		g, ok := d.limits.acquire(host, failing, d.stop)
+		g, ok := d.limits.acquire(host, c, d.stop, reclassed)
 		if !ok {
-			releaseSubSlots(st, failing)
-			return nil, time.Time{}
+			releaseSubSlots(st, c)
+			if d.stopping.Load() {
+				return nil, time.Time{}
+			}
+			continue // reclassed
 		}
 		gt, until, changed := d.breakers.admit(host)
 		switch gt {
@@ -108,7 +116,7 @@ func (d *Dispatcher) admitWaiting(st *subState, host string) (*ticket, time.Time
 			return &ticket{st: st, grant: g, probe: gt == probe}, time.Time{}
 		}
 		d.limits.release(g)
-		releaseSubSlots(st, failing)
+		releaseSubSlots(st, c)
 		if gt == shut {
 			return nil, until
 		}

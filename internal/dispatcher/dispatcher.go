@@ -6,11 +6,15 @@
 //
 // Isolation: an attempt starts only with a worker to spare on every limit
 // it falls under: its subscription's in-flight limit, the per-host limit of
-// its endpoint's host (host:port), the pool (Concurrency), and, for a
+// its endpoint's host (host:port), and the pool (Concurrency). A
 // subscription not known to be healthy (its last attempt failed, or none
-// has finished yet), a smaller in-flight limit and a bounded share of the
-// pool (FailingPerSubscription, FailingConcurrency). Healthy subscriptions
-// therefore always find workers, whatever number of endpoints hang.
+// has finished yet) has a smaller in-flight limit, and all such
+// subscriptions together hold at most a share of the pool
+// (FailingPerSubscription, FailingConcurrency), of which the failing ones
+// hold at most three quarters, so a new subscription can prove itself
+// beside any number of failing ones. Healthy subscriptions therefore
+// always find workers, whatever number of endpoints hang. Health is kept
+// in this process's memory, per subscription.
 //
 // The shared consumer never waits for a worker. When a delivery cannot
 // start at once, its subscription is "parked": its deliveries are moved,
@@ -90,11 +94,14 @@ type Options struct {
 	PerSubscription int
 	// FailingPerSubscription bounds the attempts in flight for one
 	// subscription not known to be healthy: its last attempt failed, or
-	// none has finished yet. Default 2 (at most PerSubscription).
+	// none has finished yet (it is new, or was idle for an hour). Default
+	// 2 (at most PerSubscription).
 	FailingPerSubscription int
 	// FailingConcurrency bounds the attempts in flight of all such
 	// subscriptions together, so that hanging endpoints hold at most this
-	// share of the pool. Default half of Concurrency.
+	// share of the pool; those whose last attempt failed hold at most three
+	// quarters of it, so new subscriptions can always prove themselves.
+	// Default half of Concurrency.
 	FailingConcurrency int
 	// PerHost bounds the attempts in flight to one endpoint host (host and
 	// port of the endpoint URL), across subscriptions. Default 32.
@@ -225,29 +232,31 @@ type Dispatcher struct {
 	// existence remembers the API server's verdicts on unregistered
 	// subscriptions: gone for long (a UID never comes back), present briefly.
 	existence *cache.LRUExpireCache
-	// healthy remembers the subscriptions whose last attempt succeeded
-	// beyond the life of their state, so a healthy subscription idle for a
-	// moment keeps its full limit.
-	healthy *cache.LRUExpireCache
+	// health remembers the class of subscriptions beyond the life of their
+	// state, so a healthy subscription idle for a moment keeps its full
+	// limit, and a failing one stays limited.
+	health *cache.LRUExpireCache
 }
 
-// healthyTTL is how long a subscription with no attempt is remembered as
-// healthy; after that its next attempts count as failing until one
-// succeeds.
-const healthyTTL = time.Hour
+// healthTTL is how long the class of a subscription with no attempt is
+// remembered; after that it is unproven again.
+const healthTTL = time.Hour
 
 // subState is the dispatcher's view of one subscription.
 type subState struct {
 	id types.NamespacedName
 	// slots holds one token per attempt in flight, up to the limit, and
-	// failSlots one per attempt made while the subscription was not known
-	// to be healthy: the shared consumer takes them only if they are free
+	// failSlots one per attempt made while the subscription was not
+	// healthy: the shared consumer takes them only if they are free
 	// at once, a parked line's consumer waits for them (it holds up only
 	// its own subscription).
 	slots, failSlots chan struct{}
 	inflight         int
-	// healthy is set while its last attempt succeeded.
-	healthy bool
+	// class says whether its last attempt succeeded (healthy), failed, or
+	// none has finished (unproven); reclassed is closed, and replaced, when
+	// it changes, so the line's consumer waits in the current class.
+	class     class
+	reclassed chan struct{}
 	// parked is set while the subscription's deliveries go to its own line:
 	// read by line while it is delivered to, unread (held) while line is
 	// nil. parkMu orders parking against unparking, so no delivery is
@@ -275,7 +284,7 @@ func New(q *queue.Queue, reg *registry.Registry, s Sender, r Reporter, o Options
 		subs:      map[types.UID]*subState{},
 		changes:   make(chan types.NamespacedName, 1024),
 		existence: cache.NewLRUExpireCache(4096),
-		healthy:   cache.NewLRUExpireCache(1 << 16),
+		health:    cache.NewLRUExpireCache(1 << 16),
 	}
 	d.idle = sync.NewCond(&d.mu)
 	reg.OnChange(func(id types.NamespacedName) {
@@ -388,8 +397,12 @@ func (d *Dispatcher) state(uid types.UID, id types.NamespacedName) *subState {
 			id:        id,
 			slots:     make(chan struct{}, d.opts.PerSubscription),
 			failSlots: make(chan struct{}, d.opts.FailingPerSubscription),
+			reclassed: make(chan struct{}),
 		}
-		_, st.healthy = d.healthy.Get(uid)
+		st.class = unproven
+		if c, ok := d.health.Get(uid); ok {
+			st.class = c.(class)
+		}
 		d.subs[uid] = st
 	}
 	if st.id.Name == "" {
@@ -399,13 +412,11 @@ func (d *Dispatcher) state(uid types.UID, id types.NamespacedName) *subState {
 }
 
 // forget drops the state of a subscription with nothing in flight or
-// parked, remembering whether it was healthy; mu is held.
+// parked, remembering its class; mu is held.
 func (d *Dispatcher) forget(uid types.UID, st *subState) {
 	delete(d.subs, uid)
-	if st.healthy {
-		d.healthy.Add(uid, struct{}{}, healthyTTL)
-	} else {
-		d.healthy.Remove(uid)
+	if st.class != unproven {
+		d.health.Add(uid, st.class, healthTTL)
 	}
 }
 
@@ -423,7 +434,15 @@ func (d *Dispatcher) work(uid types.UID, st *subState, m *queue.Msg, t *ticket) 
 	d.mu.Lock()
 	t.releaseSlots()
 	if attempted {
-		st.healthy = ok
+		c := failing
+		if ok {
+			c = healthy
+		}
+		if c != st.class {
+			st.class = c
+			close(st.reclassed)
+			st.reclassed = make(chan struct{})
+		}
 	}
 	st.inflight--
 	idle := st.inflight == 0

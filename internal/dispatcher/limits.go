@@ -7,14 +7,29 @@ import (
 	"sync"
 )
 
+// class is what the dispatcher knows of a subscription's health.
+type class int
+
+const (
+	// healthy: its last attempt succeeded.
+	healthy class = iota
+	// unproven: no attempt of it has finished (it is new, or was idle for
+	// long).
+	unproven
+	// failing: its last attempt failed.
+	failing
+)
+
 // limits are the workers shared by all subscriptions: the pool, the share
-// of it that subscriptions not known to be healthy may hold, and the slots
+// of it that subscriptions not known to be healthy (unproven or failing)
+// may hold, the smaller part of that share failing ones may hold (so that
+// they never keep a new subscription from proving itself), and the slots
 // of each endpoint host. Each is a semaphore (a buffered channel), taken in
-// one order (host, failing share, pool) by every attempt, so waiting for
-// them cannot deadlock, and handed to waiters in order of arrival.
+// one order (host, failing part, share, pool) by every attempt, so waiting
+// for them cannot deadlock, and handed to waiters in order of arrival.
 type limits struct {
-	pool, failing chan struct{}
-	perHost       int
+	pool, share, failing chan struct{}
+	perHost              int
 
 	mu    sync.Mutex
 	hosts map[string]*hostSlots
@@ -29,90 +44,77 @@ type hostSlots struct {
 
 // grant is what one admitted attempt holds of the shared limits.
 type grant struct {
-	host    string
-	hs      *hostSlots
-	failing bool
+	host  string
+	hs    *hostSlots
+	class class
 }
 
-func newLimits(concurrency, failing, perHost int) *limits {
+// newLimits returns limits of concurrency attempts in all, share of them
+// for subscriptions not known to be healthy, three quarters of that (at
+// least one) for failing ones, and perHost to one host.
+func newLimits(concurrency, share, perHost int) *limits {
 	return &limits{
 		pool:    make(chan struct{}, concurrency),
-		failing: make(chan struct{}, failing),
+		share:   make(chan struct{}, share),
+		failing: make(chan struct{}, max(1, share-share/4)),
 		perHost: perHost,
 		hosts:   map[string]*hostSlots{},
 	}
 }
 
-// tryAcquire takes a worker for an attempt to host at once, or nothing.
-// failing attempts also need a place in the failing share.
-func (l *limits) tryAcquire(host string, failing bool) (*grant, bool) {
-	g := &grant{host: host, hs: l.use(host), failing: failing}
-	select {
-	case g.hs.slots <- struct{}{}:
-	default:
-		l.unuse(g)
-		return nil, false
+// sems returns the semaphores an attempt of class c takes, in order.
+func (l *limits) sems(hs *hostSlots, c class) []chan struct{} {
+	switch c {
+	case failing:
+		return []chan struct{}{hs.slots, l.failing, l.share, l.pool}
+	case unproven:
+		return []chan struct{}{hs.slots, l.share, l.pool}
 	}
-	if failing {
-		select {
-		case l.failing <- struct{}{}:
-		default:
-			<-g.hs.slots
-			l.unuse(g)
-			return nil, false
-		}
-	}
-	select {
-	case l.pool <- struct{}{}:
-		return g, true
-	default:
-		if failing {
-			<-l.failing
-		}
-		<-g.hs.slots
-		l.unuse(g)
-		return nil, false
-	}
+	return []chan struct{}{hs.slots, l.pool}
 }
 
-// acquire waits for a worker for an attempt to host, until stop is closed.
-func (l *limits) acquire(host string, failing bool, stop <-chan struct{}) (*grant, bool) {
-	g := &grant{host: host, hs: l.use(host), failing: failing}
-	select {
-	case g.hs.slots <- struct{}{}:
-	case <-stop:
-		l.unuse(g)
-		return nil, false
-	}
-	if failing {
+// tryAcquire takes a worker for an attempt of class c to host at once, or
+// nothing.
+func (l *limits) tryAcquire(host string, c class) (*grant, bool) {
+	g := &grant{host: host, hs: l.use(host), class: c}
+	sems := l.sems(g.hs, c)
+	for i, sem := range sems {
 		select {
-		case l.failing <- struct{}{}:
-		case <-stop:
-			<-g.hs.slots
-			l.unuse(g)
+		case sem <- struct{}{}:
+		default:
+			l.giveBack(g, sems[:i])
 			return nil, false
 		}
 	}
-	select {
-	case l.pool <- struct{}{}:
-		return g, true
-	case <-stop:
-		if failing {
-			<-l.failing
+	return g, true
+}
+
+// acquire waits for a worker for an attempt of class c to host, until stop
+// or cancel is closed.
+func (l *limits) acquire(host string, c class, stop, cancel <-chan struct{}) (*grant, bool) {
+	g := &grant{host: host, hs: l.use(host), class: c}
+	sems := l.sems(g.hs, c)
+	for i, sem := range sems {
+		select {
+		case sem <- struct{}{}:
+		case <-stop:
+			l.giveBack(g, sems[:i])
+			return nil, false
+		case <-cancel:
+			l.giveBack(g, sems[:i])
+			return nil, false
 		}
-		<-g.hs.slots
-		l.unuse(g)
-		return nil, false
 	}
+	return g, true
 }
 
 // release frees what g holds.
-func (l *limits) release(g *grant) {
-	<-l.pool
-	if g.failing {
-		<-l.failing
+func (l *limits) release(g *grant) { l.giveBack(g, l.sems(g.hs, g.class)) }
+
+func (l *limits) giveBack(g *grant, taken []chan struct{}) {
+	for _, sem := range taken {
+		<-sem
 	}
-	<-g.hs.slots
 	l.unuse(g)
 }
 

@@ -1,0 +1,137 @@
+package dispatcher
+
+import (
+	"fmt"
+	"testing"
+)
+
+// One host holds at most its per-host slots, whatever the pool has left;
+// another host is not affected, and a released slot is free again.
+func TestLimitsBoundAttemptsPerHost(t *testing.T) {
+	l := newLimits(100, 50, 3)
+	var held []*grant
+	for i := range 3 {
+		g, ok := l.tryAcquire("a:80", healthy)
+		if !ok {
+			t.Fatalf("attempt %d to a:80 refused below the per-host limit", i)
+		}
+		held = append(held, g)
+	}
+	if _, ok := l.tryAcquire("a:80", healthy); ok {
+		t.Fatal("a fourth attempt to a:80 admitted with a per-host limit of 3")
+	}
+	g, ok := l.tryAcquire("b:80", healthy)
+	if !ok {
+		t.Fatal("another host refused while a:80 is full")
+	}
+	l.release(g)
+	l.release(held[0])
+	if g, ok := l.tryAcquire("a:80", healthy); !ok {
+		t.Fatal("a released slot of a:80 is not free again")
+	} else {
+		held[0] = g
+	}
+	for _, g := range held {
+		l.release(g)
+	}
+	if len(l.hosts) != 0 || len(l.pool) != 0 {
+		t.Fatalf("after releasing everything: %d hosts tracked, %d workers taken", len(l.hosts), len(l.pool))
+	}
+}
+
+// Attempts of subscriptions not known to be healthy hold at most their
+// share of the pool, failing ones at most three quarters of it, so the
+// rest of the share is left to unproven (new) subscriptions; healthy ones
+// get the rest of the pool.
+func TestLimitsKeepTheNotHealthyToTheirShare(t *testing.T) {
+	l := newLimits(8, 4, 100)
+	var held []*grant
+	take := func(host string, c class) bool {
+		g, ok := l.tryAcquire(host, c)
+		if ok {
+			held = append(held, g)
+		}
+		return ok
+	}
+	for i := range 3 {
+		if !take(fmt.Sprintf("dead-%d:80", i), failing) {
+			t.Fatalf("failing attempt %d refused within three quarters of the share", i)
+		}
+	}
+	if take("dead-3:80", failing) {
+		t.Fatal("a fourth failing attempt admitted: failing ones may hold 3 of a share of 4")
+	}
+	if !take("new:80", unproven) {
+		t.Fatal("an unproven attempt refused while failing ones hold all they may")
+	}
+	if take("new-2:80", unproven) {
+		t.Fatal("an unproven attempt admitted beyond the share")
+	}
+	for i := range 4 {
+		if !take("ok:80", healthy) {
+			t.Fatalf("healthy attempt %d refused while the share is full", i)
+		}
+	}
+	if take("ok:80", healthy) {
+		t.Fatal("an attempt admitted beyond the pool")
+	}
+	// A refusal takes nothing: the host slots of refused attempts are free.
+	if _, tracked := l.hosts["dead-3:80"]; tracked {
+		t.Fatal("a refused attempt kept a host slot")
+	}
+	for _, g := range held {
+		l.release(g)
+	}
+	if len(l.pool) != 0 || len(l.share) != 0 || len(l.failing) != 0 || len(l.hosts) != 0 {
+		t.Fatalf("after releasing everything: pool %d, share %d, failing %d, hosts %d", len(l.pool), len(l.share), len(l.failing), len(l.hosts))
+	}
+}
+
+// A waiting acquire gets the slot freed by a release; closing stop ends
+// the wait with nothing taken.
+func TestLimitsAcquireWaitsForAFreedSlot(t *testing.T) {
+	l := newLimits(1, 1, 1)
+	g, _ := l.tryAcquire("a:80", healthy)
+	stop := make(chan struct{})
+	got := make(chan *grant)
+	go func() {
+		g, _ := l.acquire("a:80", failing, stop, nil)
+		got <- g
+	}()
+	l.release(g)
+	g = <-got
+	if g == nil || g.class != failing {
+		t.Fatalf("acquire = %+v after a release, want a failing grant", g)
+	}
+
+	waiting := make(chan bool)
+	go func() {
+		_, ok := l.acquire("a:80", healthy, stop, nil)
+		waiting <- ok
+	}()
+	close(stop)
+	if <-waiting {
+		t.Fatal("acquire succeeded after stop while the only slot was taken")
+	}
+	l.release(g)
+	if len(l.pool) != 0 || len(l.share) != 0 || len(l.failing) != 0 || len(l.hosts) != 0 {
+		t.Fatalf("after stop and release: pool %d, share %d, failing %d, hosts %d", len(l.pool), len(l.share), len(l.failing), len(l.hosts))
+	}
+}
+
+func TestHostOf(t *testing.T) {
+	for endpoint, want := range map[string]string{
+		"https://Hooks.Example.com/a":     "hooks.example.com:443",
+		"https://hooks.example.com:443/b": "hooks.example.com:443",
+		"http://hooks.example.com/c?x=1":  "hooks.example.com:80",
+		"http://127.0.0.1:8080/d":         "127.0.0.1:8080",
+		"http://127.0.0.1:8081/d":         "127.0.0.1:8081",
+		"https://[::1]/e":                 "[::1]:443",
+		"not a url":                       "",
+		"http://%zz/":                     "",
+	} {
+		if got := hostOf(endpoint); got != want {
+			t.Errorf("hostOf(%q) = %q, want %q", endpoint, got, want)
+		}
+	}
+}
