@@ -1,0 +1,248 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/app"
+)
+
+const (
+	// apiTimeout bounds waiting for kubehook to act on an object.
+	apiTimeout = 30 * time.Second
+	poll       = 100 * time.Millisecond
+)
+
+var (
+	// k8s is an admin client of the control plane TestMain starts.
+	k8s client.WithWatch
+	// kubeconfigPath is the admin kubeconfig the kubehook children use,
+	// as a user points kubehook at a cluster.
+	kubeconfigPath string
+)
+
+// setUpCluster writes the admin kubeconfig of cfg and makes the client;
+// stop removes the kubeconfig.
+func setUpCluster(cfg *rest.Config) (stop func(), err error) {
+	dir, err := os.MkdirTemp("", "kubehook-cluster-")
+	if err != nil {
+		return nil, err
+	}
+	stop = func() { _ = os.RemoveAll(dir) }
+	kubeconfigPath = filepath.Join(dir, "kubeconfig")
+	if err := writeKubeconfig(cfg, kubeconfigPath); err != nil {
+		stop()
+		return nil, fmt.Errorf("writing the kubeconfig: %w", err)
+	}
+	if k8s, err = client.NewWithWatch(cfg, client.Options{Scheme: app.Scheme}); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+// writeKubeconfig writes cfg as a kubeconfig file, with whichever
+// credentials it holds (envtest's admin has a client certificate).
+func writeKubeconfig(cfg *rest.Config, path string) error {
+	cluster := clientcmdapi.NewCluster()
+	cluster.Server = cfg.Host
+	cluster.CertificateAuthority = cfg.CAFile
+	cluster.CertificateAuthorityData = cfg.CAData
+	cluster.InsecureSkipTLSVerify = cfg.Insecure
+	cluster.TLSServerName = cfg.ServerName
+
+	user := clientcmdapi.NewAuthInfo()
+	user.ClientCertificate = cfg.CertFile
+	user.ClientCertificateData = cfg.CertData
+	user.ClientKey = cfg.KeyFile
+	user.ClientKeyData = cfg.KeyData
+	user.Token = cfg.BearerToken
+	user.TokenFile = cfg.BearerTokenFile
+	user.Username = cfg.Username
+	user.Password = cfg.Password
+
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["envtest"] = cluster
+	kc.AuthInfos["admin"] = user
+	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
+	kc.CurrentContext = "envtest"
+	return clientcmd.WriteToFile(*kc, path)
+}
+
+// newNamespace creates a namespace named after prefix. Its generated name
+// is also a valid registry namespace.
+func newNamespace(t *testing.T, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating a namespace: %v", err)
+	}
+	return ns.Name
+}
+
+// tagPushSubscription is a TAG_PUSH subscription of key to endpoint, with
+// the defaults of every other field.
+func tagPushSubscription(ns, name, key, endpoint string) *kubehookv1.WebhookSubscription {
+	return &kubehookv1.WebhookSubscription{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: kubehookv1.WebhookSubscriptionSpec{
+			Type:     kubehookv1.TagPush,
+			Key:      key,
+			Endpoint: endpoint,
+		},
+	}
+}
+
+// listSubscriptions returns the subscriptions of ns by name.
+func listSubscriptions(g Gomega, ns string) (map[string]*kubehookv1.WebhookSubscription, string) {
+	var list kubehookv1.WebhookSubscriptionList
+	g.Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
+	out := make(map[string]*kubehookv1.WebhookSubscription, len(list.Items))
+	for i := range list.Items {
+		out[list.Items[i].Name] = &list.Items[i]
+	}
+	return out, list.ResourceVersion
+}
+
+// waitStatus waits until short returns "" for every subscription of ns
+// named in names, and returns the resource version of the list that
+// passed. The failure names the subscriptions still short, and why.
+func waitStatus(ns string, names []string, timeout time.Duration, short func(*kubehookv1.WebhookSubscription) string) (string, error) {
+	var rv, failure string
+	// A Gomega of its own, so a timeout is returned rather than ending the test.
+	g := NewGomega(func(message string, _ ...int) { failure = message })
+	g.Eventually(func(g Gomega) {
+		subs, listRV := listSubscriptions(g, ns)
+		var pending []string
+		for _, name := range names {
+			if why := short(subs[name]); why != "" {
+				pending = append(pending, name+": "+why)
+			}
+		}
+		slices.Sort(pending)
+		g.Expect(pending).To(BeEmpty(), "%d of %d subscriptions:\n%s",
+			len(pending), len(names), strings.Join(pending[:min(len(pending), 5)], "\n"))
+		rv = listRV
+	}, timeout, poll).Should(Succeed())
+	if failure != "" {
+		return "", errors.New(failure)
+	}
+	return rv, nil
+}
+
+// notReady says why sub is not Ready=True for its current generation, or
+// "" when it is.
+func notReady(sub *kubehookv1.WebhookSubscription) string {
+	if sub == nil {
+		return "not found"
+	}
+	if sub.Status.ObservedGeneration != sub.Generation {
+		return fmt.Sprintf("observedGeneration %d of generation %d", sub.Status.ObservedGeneration, sub.Generation)
+	}
+	c := apimeta.FindStatusCondition(sub.Status.Conditions, kubehookv1.ReadyCondition)
+	switch {
+	case c == nil:
+		return "no Ready condition"
+	case c.Status != metav1.ConditionTrue:
+		return fmt.Sprintf("Ready=%s (%s): %s", c.Status, c.Reason, c.Message)
+	}
+	return ""
+}
+
+// notDelivering says why sub is not Ready with a lastSuccessfulAt, or "".
+func notDelivering(sub *kubehookv1.WebhookSubscription) string {
+	if why := notReady(sub); why != "" {
+		return why
+	}
+	if sub.Status.LastSuccessfulAt == nil {
+		return "no status.lastSuccessfulAt"
+	}
+	return ""
+}
+
+// statusWrites counts, per subscription, the changes of its status seen
+// by a watch, and notes a lastSuccessfulAt that went back in time: what
+// two writers folding in different outcomes would write.
+type statusWrites struct {
+	since time.Time
+	done  chan struct{} // closed when the watch ends
+
+	mu        sync.Mutex
+	last      map[string]kubehookv1.WebhookSubscriptionStatus
+	writes    map[string]int
+	backwards []string
+}
+
+// watchStatusWrites watches the subscriptions of ns from resource version
+// rv until the end of the test.
+func watchStatusWrites(t *testing.T, ns, rv string) *statusWrites {
+	t.Helper()
+	w, err := k8s.Watch(context.Background(), &kubehookv1.WebhookSubscriptionList{}, client.InNamespace(ns),
+		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}})
+	if err != nil {
+		t.Fatalf("watching the subscriptions: %v", err)
+	}
+	sw := &statusWrites{
+		since:  time.Now(),
+		done:   make(chan struct{}),
+		last:   map[string]kubehookv1.WebhookSubscriptionStatus{},
+		writes: map[string]int{},
+	}
+	t.Cleanup(w.Stop)
+	go func() {
+		defer close(sw.done)
+		for ev := range w.ResultChan() {
+			if sub, ok := ev.Object.(*kubehookv1.WebhookSubscription); ok && ev.Type == watch.Modified {
+				sw.record(sub)
+			}
+		}
+	}()
+	return sw
+}
+
+func (sw *statusWrites) record(sub *kubehookv1.WebhookSubscription) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	prev, seen := sw.last[sub.Name]
+	sw.last[sub.Name] = *sub.Status.DeepCopy()
+	if seen && equality.Semantic.DeepEqual(prev, sub.Status) {
+		return
+	}
+	sw.writes[sub.Name]++
+	if seen && prev.LastSuccessfulAt != nil && (sub.Status.LastSuccessfulAt == nil || sub.Status.LastSuccessfulAt.Before(prev.LastSuccessfulAt)) {
+		sw.backwards = append(sw.backwards, fmt.Sprintf("%s: lastSuccessfulAt %v after %v", sub.Name, sub.Status.LastSuccessfulAt, prev.LastSuccessfulAt))
+	}
+}
+
+// snapshot returns the writes per subscription so far, the most of any
+// subscription, and the moves of lastSuccessfulAt back in time.
+func (sw *statusWrites) snapshot() (writes map[string]int, most int, backwards []string) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	writes = make(map[string]int, len(sw.writes))
+	for name, n := range sw.writes {
+		writes[name] = n
+		most = max(most, n)
+	}
+	return writes, most, slices.Clone(sw.backwards)
+}
