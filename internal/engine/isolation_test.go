@@ -22,10 +22,11 @@ import (
 )
 
 // TestSlowEndpointDoesNotDelayOthers: an endpoint that accepts connections
-// and never answers holds only its own subscription's share of the
-// dispatcher. With kubehook's default dispatcher options, the healthy
-// subscriptions' delivery rate with it present, receiving the same events,
-// is at least 80% of their rate without it.
+// and never answers holds only the few workers of a failing subscription,
+// and its backlog waits on its own line. With kubehook's default
+// dispatcher options, the healthy subscriptions' delivery rate with it
+// present, receiving the same events, is at least 80% of their rate
+// without it.
 //
 // Each measurement runs on its own queue and dispatcher. They alternate, and
 // the best of each kind is compared: other load on the machine only ever
@@ -52,13 +53,15 @@ const (
 	isoEvents  = 1000 // events published; each is delivered to every subscription
 	// isoBatch events go in one Publish call, and a batch is published as
 	// soon as the one before the previous has reached every healthy
-	// endpoint. A healthy subscription then has at most 32 deliveries not
-	// yet received, which fit in the 32 the dispatcher holds behind the 8
-	// in flight, so none of its deliveries is put back in the queue as busy
-	// (put-backs wait for a whole second of the queue's schedules, and the
-	// test would measure that instead of the dispatcher). The hanging
-	// endpoint gets the same events, so its deliveries pile up and are put
-	// back, again and again, during the measurement.
+	// endpoint: a healthy subscription has at most 32 deliveries not yet
+	// received, so the measurement is paced by the endpoints rather than by
+	// a backlog piled up in the queue. What a healthy subscription has
+	// beyond its 8 attempts in flight is parked on its line and read back
+	// from there, as it would be in production. The hanging endpoint gets
+	// the same events: 2 of its attempts hang at a time (the limit of a
+	// subscription whose attempts fail), each until its 2s timeout and a
+	// retry, and the rest of its deliveries wait on its line, throughout
+	// the measurement.
 	isoBatch = 16
 	// isoDeadline bounds one measurement, a few seconds on an idle machine.
 	isoDeadline = 40 * time.Second
