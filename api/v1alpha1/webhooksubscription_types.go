@@ -326,6 +326,16 @@ type WebhookSubscriptionStatus struct {
 	// +optional
 	ConsecutiveFailures int64 `json:"consecutiveFailures,omitempty"`
 
+	// circuitOpenUntil is set while the circuit breaker of the endpoint's
+	// host (host and port) is open: after consecutive failed attempts to
+	// that host (no answer, timeouts, 5xx), from any subscription, nothing
+	// is sent there until this time, when one probe attempt goes; its
+	// success closes the breaker, its failure opens it for longer.
+	// Deliveries wait meanwhile; the wait counts as no attempt and never
+	// makes a dead letter. Absent while the breaker is closed.
+	// +optional
+	CircuitOpenUntil *metav1.Time `json:"circuitOpenUntil,omitempty"`
+
 	// inactive is true when deliveries stopped because the endpoint failed for
 	// longer than deactivateAfter or answered 410 Gone. A spec change or a new
 	// value of the kubehook.io/reactivate annotation makes it active again.

@@ -262,6 +262,10 @@ func (in *WebhookSubscriptionStatus) DeepCopyInto(out *WebhookSubscriptionStatus
 		*out = new(DeliveryFailure)
 		**out = **in
 	}
+	if in.CircuitOpenUntil != nil {
+		in, out := &in.CircuitOpenUntil, &out.CircuitOpenUntil
+		*out = (*in).DeepCopy()
+	}
 	if in.LastTest != nil {
 		in, out := &in.LastTest, &out.LastTest
 		*out = new(TestDeliveryStatus)
