@@ -18,12 +18,16 @@ type SharedBucket struct {
 // SharedBucket creates or opens the key-value bucket name whose values
 // live for ttl, replicated like the streams.
 func (q *Queue) SharedBucket(ctx context.Context, name string, ttl time.Duration) (*SharedBucket, error) {
-	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:   name,
-		TTL:      ttl,
-		Storage:  jetstream.FileStorage,
-		Replicas: q.cfg.Replicas,
-		History:  1,
+	var kv jetstream.KeyValue
+	err := retrying(ctx, "creating key-value bucket "+name, func() (err error) {
+		kv, err = q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:   name,
+			TTL:      ttl,
+			Storage:  jetstream.FileStorage,
+			Replicas: q.cfg.Replicas,
+			History:  1,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: key-value bucket %s: %w", name, err)

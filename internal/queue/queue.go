@@ -33,6 +33,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // Names of the streams, subjects and consumer.
@@ -128,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		q.Close()
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	if err := q.setup(ctx); err != nil {
+	if err := q.setupRetrying(ctx); err != nil {
 		q.Close()
 		return nil, err
 	}
@@ -155,6 +156,35 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		return nil, errors.New("queue: embedded NATS server did not become ready")
 	}
 	return srv, nil
+}
+
+// setupAttempts bounds retrying: about a minute and a half in all.
+const setupAttempts = 7
+
+// setupRetrying runs setup until it succeeds.
+func (q *Queue) setupRetrying(ctx context.Context) error {
+	return retrying(ctx, "setting up the queue", func() error { return q.setup(ctx) })
+}
+
+// retrying runs an idempotent JetStream setup step until it succeeds: a
+// NATS cluster that has just formed (or several replicas creating the same
+// replicated stream at once) may leave a request unanswered for a while,
+// which is worth waiting for, not exiting.
+func retrying(ctx context.Context, what string, fn func() error) error {
+	delay := time.Second
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || attempt == setupAttempts {
+			return err
+		}
+		log.FromContext(ctx).Info(what+" failed; trying again", "error", err.Error(), "in", delay)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
 }
 
 func (q *Queue) setup(ctx context.Context) error {
