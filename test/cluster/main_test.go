@@ -8,13 +8,10 @@
 package cluster
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
-	"go.uber.org/zap/zapcore"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubehook/kubehook/internal/testenv"
 )
@@ -32,31 +29,15 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	level := zapcore.ErrorLevel
-	if os.Getenv("KUBEHOOK_TEST_LOG") != "" {
-		level = zapcore.DebugLevel
-	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(level)))
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
+	return testenv.Main(m, func(cfg *rest.Config) (func(), error) {
+		stop, err := setUpCluster(cfg)
+		if err != nil {
+			return nil, err
 		}
-	}()
-	stop, err := setUpCluster(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer stop()
-	if nats, err = startNATSCluster(3); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer nats.stop()
-	return m.Run()
+		if nats, err = startNATSCluster(3); err != nil {
+			stop()
+			return nil, err
+		}
+		return func() { nats.stop(); stop() }, nil
+	})
 }
