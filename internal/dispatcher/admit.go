@@ -14,17 +14,29 @@ import (
 type ticket struct {
 	st *subState
 	*grant
-	probe bool
+	// failSlot: it holds one of st.failSlots, as an attempt of a failing
+	// subscription.
+	failSlot bool
+	probe    bool
 }
 
 // releaseSlots frees the subscription's slots of t.
-func (t *ticket) releaseSlots() { releaseSubSlots(t.st, t.class) }
+func (t *ticket) releaseSlots() { releaseSubSlots(t.st, t.failSlot) }
 
-func releaseSubSlots(st *subState, c class) {
+func releaseSubSlots(st *subState, failSlot bool) {
 	<-st.slots
-	if c != healthy {
+	if failSlot {
 		<-st.failSlots
 	}
+}
+
+// inShare says whether an attempt of a subscription of class c with
+// inflight attempts under way counts against the share of the pool the
+// subscriptions not known to be healthy hold. The first attempt of an
+// unproven one does not: however many failing subscriptions fill the
+// share, a new one can prove itself.
+func inShare(c class, inflight int) bool {
+	return c == failing || (c == unproven && inflight > 0)
 }
 
 // tryAdmit admits an attempt of st's subscription to host if every limit
@@ -36,8 +48,8 @@ func (d *Dispatcher) tryAdmit(st *subState, host string) (*ticket, time.Time) {
 	default:
 		return nil, time.Time{}
 	}
-	c := st.class
-	if c != healthy {
+	c, failSlot := st.class, st.class == failing
+	if failSlot {
 		select {
 		case st.failSlots <- struct{}{}:
 		default:
@@ -45,19 +57,19 @@ func (d *Dispatcher) tryAdmit(st *subState, host string) (*ticket, time.Time) {
 			return nil, time.Time{}
 		}
 	}
-	g, ok := d.limits.tryAcquire(host, c)
+	g, ok := d.limits.tryAcquire(host, inShare(c, st.inflight))
 	if !ok {
-		releaseSubSlots(st, c)
+		releaseSubSlots(st, failSlot)
 		return nil, time.Time{}
 	}
-	t := &ticket{st: st, grant: g}
+	t := &ticket{st: st, grant: g, failSlot: failSlot}
 	switch gt, until, _ := d.breakers.admit(host); gt {
 	case pass:
 	case probe:
 		t.probe = true
 	default:
 		d.limits.release(g)
-		releaseSubSlots(st, c)
+		releaseSubSlots(st, failSlot)
 		return nil, until
 	}
 	return t, time.Time{}
@@ -89,9 +101,10 @@ func (d *Dispatcher) admitWaiting(st *subState, host string) (*ticket, time.Time
 			return nil, time.Time{}
 		}
 		d.mu.Lock()
-		c, reclassed := st.class, st.reclassed
+		c, shared, reclassed := st.class, inShare(st.class, st.inflight), st.reclassed
 		d.mu.Unlock()
-		if c != healthy {
+		failSlot := c == failing
+		if failSlot {
 			select {
 			case st.failSlots <- struct{}{}:
 			case <-d.stop:
@@ -102,9 +115,9 @@ func (d *Dispatcher) admitWaiting(st *subState, host string) (*ticket, time.Time
 				continue
 			}
 		}
-		g, ok := d.limits.acquire(host, c, d.stop, reclassed)
+		g, ok := d.limits.acquire(host, shared, d.stop, reclassed)
 		if !ok {
-			releaseSubSlots(st, c)
+			releaseSubSlots(st, failSlot)
 			if d.stopping.Load() {
 				return nil, time.Time{}
 			}
@@ -113,10 +126,10 @@ func (d *Dispatcher) admitWaiting(st *subState, host string) (*ticket, time.Time
 		gt, until, changed := d.breakers.admit(host)
 		switch gt {
 		case pass, probe:
-			return &ticket{st: st, grant: g, probe: gt == probe}, time.Time{}
+			return &ticket{st: st, grant: g, failSlot: failSlot, probe: gt == probe}, time.Time{}
 		}
 		d.limits.release(g)
-		releaseSubSlots(st, c)
+		releaseSubSlots(st, failSlot)
 		if gt == shut {
 			return nil, until
 		}

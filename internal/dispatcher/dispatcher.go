@@ -7,14 +7,13 @@
 // Isolation: an attempt starts only with a worker to spare on every limit
 // it falls under: its subscription's in-flight limit, the per-host limit of
 // its endpoint's host (host:port), and the pool (Concurrency). A
-// subscription not known to be healthy (its last attempt failed, or none
-// has finished yet) has a smaller in-flight limit, and all such
-// subscriptions together hold at most a share of the pool
-// (FailingPerSubscription, FailingConcurrency), of which the failing ones
-// hold at most three quarters, so a new subscription can prove itself
-// beside any number of failing ones. Healthy subscriptions therefore
-// always find workers, whatever number of endpoints hang. Health is kept
-// in this process's memory, per subscription.
+// subscription whose last attempt failed has a smaller in-flight limit
+// (FailingPerSubscription), and the attempts of subscriptions not known to
+// be healthy (failing ones, and those with no attempt finished yet beyond
+// their first) hold at most a share of the pool (FailingConcurrency).
+// Healthy subscriptions therefore always find workers, whatever number of
+// endpoints hang, and a new subscription's first attempt never waits for
+// failing ones. Health is kept in this process's memory, per subscription.
 //
 // The shared consumer never waits for a worker. When a delivery cannot
 // start at once, its subscription is "parked": its deliveries are moved,
@@ -93,15 +92,14 @@ type Options struct {
 	// subscription (its last attempt succeeded).
 	PerSubscription int
 	// FailingPerSubscription bounds the attempts in flight for one
-	// subscription not known to be healthy: its last attempt failed, or
-	// none has finished yet (it is new, or was idle for an hour). Default
-	// 2 (at most PerSubscription).
+	// subscription whose last attempt failed. Default 2 (at most
+	// PerSubscription).
 	FailingPerSubscription int
-	// FailingConcurrency bounds the attempts in flight of all such
-	// subscriptions together, so that hanging endpoints hold at most this
-	// share of the pool; those whose last attempt failed hold at most three
-	// quarters of it, so new subscriptions can always prove themselves.
-	// Default half of Concurrency.
+	// FailingConcurrency bounds the attempts in flight, together, of the
+	// subscriptions not known to be healthy: those whose last attempt
+	// failed, and those with no attempt finished yet (new, or idle for an
+	// hour) beyond their first attempt, so that hanging endpoints hold at
+	// most this share of the pool. Default half of Concurrency.
 	FailingConcurrency int
 	// PerHost bounds the attempts in flight to one endpoint host (host and
 	// port of the endpoint URL), across subscriptions. Default 32.

@@ -21,15 +21,14 @@ const (
 )
 
 // limits are the workers shared by all subscriptions: the pool, the share
-// of it that subscriptions not known to be healthy (unproven or failing)
-// may hold, the smaller part of that share failing ones may hold (so that
-// they never keep a new subscription from proving itself), and the slots
-// of each endpoint host. Each is a semaphore (a buffered channel), taken in
-// one order (host, failing part, share, pool) by every attempt, so waiting
-// for them cannot deadlock, and handed to waiters in order of arrival.
+// of it that attempts of subscriptions not known to be healthy may hold,
+// and the slots of each endpoint host. Each is a semaphore (a buffered
+// channel), taken in one order (host, share, pool) by every attempt, so
+// waiting for them cannot deadlock, and handed to waiters in order of
+// arrival.
 type limits struct {
-	pool, share, failing chan struct{}
-	perHost              int
+	pool, share chan struct{}
+	perHost     int
 
 	mu    sync.Mutex
 	hosts map[string]*hostSlots
@@ -44,40 +43,35 @@ type hostSlots struct {
 
 // grant is what one admitted attempt holds of the shared limits.
 type grant struct {
-	host  string
-	hs    *hostSlots
-	class class
+	host    string
+	hs      *hostSlots
+	inShare bool
 }
 
 // newLimits returns limits of concurrency attempts in all, share of them
-// for subscriptions not known to be healthy, three quarters of that (at
-// least one) for failing ones, and perHost to one host.
+// for subscriptions not known to be healthy, and perHost to one host.
 func newLimits(concurrency, share, perHost int) *limits {
 	return &limits{
 		pool:    make(chan struct{}, concurrency),
 		share:   make(chan struct{}, share),
-		failing: make(chan struct{}, max(1, share-share/4)),
 		perHost: perHost,
 		hosts:   map[string]*hostSlots{},
 	}
 }
 
-// sems returns the semaphores an attempt of class c takes, in order.
-func (l *limits) sems(hs *hostSlots, c class) []chan struct{} {
-	switch c {
-	case failing:
-		return []chan struct{}{hs.slots, l.failing, l.share, l.pool}
-	case unproven:
+// sems returns the semaphores an attempt takes, in order.
+func (l *limits) sems(hs *hostSlots, inShare bool) []chan struct{} {
+	if inShare {
 		return []chan struct{}{hs.slots, l.share, l.pool}
 	}
 	return []chan struct{}{hs.slots, l.pool}
 }
 
-// tryAcquire takes a worker for an attempt of class c to host at once, or
-// nothing.
-func (l *limits) tryAcquire(host string, c class) (*grant, bool) {
-	g := &grant{host: host, hs: l.use(host), class: c}
-	sems := l.sems(g.hs, c)
+// tryAcquire takes a worker for an attempt to host at once, or nothing;
+// inShare attempts also need a place in the share.
+func (l *limits) tryAcquire(host string, inShare bool) (*grant, bool) {
+	g := &grant{host: host, hs: l.use(host), inShare: inShare}
+	sems := l.sems(g.hs, inShare)
 	for i, sem := range sems {
 		select {
 		case sem <- struct{}{}:
@@ -89,11 +83,11 @@ func (l *limits) tryAcquire(host string, c class) (*grant, bool) {
 	return g, true
 }
 
-// acquire waits for a worker for an attempt of class c to host, until stop
-// or cancel is closed.
-func (l *limits) acquire(host string, c class, stop, cancel <-chan struct{}) (*grant, bool) {
-	g := &grant{host: host, hs: l.use(host), class: c}
-	sems := l.sems(g.hs, c)
+// acquire waits for a worker for an attempt to host, until stop or cancel
+// is closed.
+func (l *limits) acquire(host string, inShare bool, stop, cancel <-chan struct{}) (*grant, bool) {
+	g := &grant{host: host, hs: l.use(host), inShare: inShare}
+	sems := l.sems(g.hs, inShare)
 	for i, sem := range sems {
 		select {
 		case sem <- struct{}{}:
@@ -109,7 +103,7 @@ func (l *limits) acquire(host string, c class, stop, cancel <-chan struct{}) (*g
 }
 
 // release frees what g holds.
-func (l *limits) release(g *grant) { l.giveBack(g, l.sems(g.hs, g.class)) }
+func (l *limits) release(g *grant) { l.giveBack(g, l.sems(g.hs, g.inShare)) }
 
 func (l *limits) giveBack(g *grant, taken []chan struct{}) {
 	for _, sem := range taken {

@@ -11,22 +11,22 @@ func TestLimitsBoundAttemptsPerHost(t *testing.T) {
 	l := newLimits(100, 50, 3)
 	var held []*grant
 	for i := range 3 {
-		g, ok := l.tryAcquire("a:80", healthy)
+		g, ok := l.tryAcquire("a:80", false)
 		if !ok {
 			t.Fatalf("attempt %d to a:80 refused below the per-host limit", i)
 		}
 		held = append(held, g)
 	}
-	if _, ok := l.tryAcquire("a:80", healthy); ok {
+	if _, ok := l.tryAcquire("a:80", false); ok {
 		t.Fatal("a fourth attempt to a:80 admitted with a per-host limit of 3")
 	}
-	g, ok := l.tryAcquire("b:80", healthy)
+	g, ok := l.tryAcquire("b:80", false)
 	if !ok {
 		t.Fatal("another host refused while a:80 is full")
 	}
 	l.release(g)
 	l.release(held[0])
-	if g, ok := l.tryAcquire("a:80", healthy); !ok {
+	if g, ok := l.tryAcquire("a:80", false); !ok {
 		t.Fatal("a released slot of a:80 is not free again")
 	} else {
 		held[0] = g
@@ -39,40 +39,32 @@ func TestLimitsBoundAttemptsPerHost(t *testing.T) {
 	}
 }
 
-// Attempts of subscriptions not known to be healthy hold at most their
-// share of the pool, failing ones at most three quarters of it, so the
-// rest of the share is left to unproven (new) subscriptions; healthy ones
-// get the rest of the pool.
+// Attempts in the share of the not-healthy hold at most that share of the
+// pool; the others get the rest, and only the pool bounds them.
 func TestLimitsKeepTheNotHealthyToTheirShare(t *testing.T) {
-	l := newLimits(8, 4, 100)
+	l := newLimits(8, 3, 100)
 	var held []*grant
-	take := func(host string, c class) bool {
-		g, ok := l.tryAcquire(host, c)
+	take := func(host string, inShare bool) bool {
+		g, ok := l.tryAcquire(host, inShare)
 		if ok {
 			held = append(held, g)
 		}
 		return ok
 	}
 	for i := range 3 {
-		if !take(fmt.Sprintf("dead-%d:80", i), failing) {
-			t.Fatalf("failing attempt %d refused within three quarters of the share", i)
+		if !take(fmt.Sprintf("dead-%d:80", i), true) {
+			t.Fatalf("attempt %d refused within the share", i)
 		}
 	}
-	if take("dead-3:80", failing) {
-		t.Fatal("a fourth failing attempt admitted: failing ones may hold 3 of a share of 4")
+	if take("dead-3:80", true) {
+		t.Fatal("a fourth attempt admitted in a share of 3")
 	}
-	if !take("new:80", unproven) {
-		t.Fatal("an unproven attempt refused while failing ones hold all they may")
-	}
-	if take("new-2:80", unproven) {
-		t.Fatal("an unproven attempt admitted beyond the share")
-	}
-	for i := range 4 {
-		if !take("ok:80", healthy) {
-			t.Fatalf("healthy attempt %d refused while the share is full", i)
+	for i := range 5 {
+		if !take("ok:80", false) {
+			t.Fatalf("attempt %d outside the share refused while it is full", i)
 		}
 	}
-	if take("ok:80", healthy) {
+	if take("ok:80", false) {
 		t.Fatal("an attempt admitted beyond the pool")
 	}
 	// A refusal takes nothing: the host slots of refused attempts are free.
@@ -82,8 +74,26 @@ func TestLimitsKeepTheNotHealthyToTheirShare(t *testing.T) {
 	for _, g := range held {
 		l.release(g)
 	}
-	if len(l.pool) != 0 || len(l.share) != 0 || len(l.failing) != 0 || len(l.hosts) != 0 {
-		t.Fatalf("after releasing everything: pool %d, share %d, failing %d, hosts %d", len(l.pool), len(l.share), len(l.failing), len(l.hosts))
+	if len(l.pool) != 0 || len(l.share) != 0 || len(l.hosts) != 0 {
+		t.Fatalf("after releasing everything: pool %d, share %d, hosts %d", len(l.pool), len(l.share), len(l.hosts))
+	}
+}
+
+// A subscription's first attempt counts against the share only once it is
+// known to fail; an unproven one's further attempts do.
+func TestOnlyFailingAndFurtherUnprovenAttemptsAreInTheShare(t *testing.T) {
+	for _, tc := range []struct {
+		c        class
+		inflight int
+		want     bool
+	}{
+		{healthy, 0, false}, {healthy, 5, false},
+		{unproven, 0, false}, {unproven, 1, true},
+		{failing, 0, true}, {failing, 1, true},
+	} {
+		if got := inShare(tc.c, tc.inflight); got != tc.want {
+			t.Errorf("inShare(%d, %d) = %v, want %v", tc.c, tc.inflight, got, tc.want)
+		}
 	}
 }
 
@@ -91,22 +101,22 @@ func TestLimitsKeepTheNotHealthyToTheirShare(t *testing.T) {
 // the wait with nothing taken.
 func TestLimitsAcquireWaitsForAFreedSlot(t *testing.T) {
 	l := newLimits(1, 1, 1)
-	g, _ := l.tryAcquire("a:80", healthy)
+	g, _ := l.tryAcquire("a:80", false)
 	stop := make(chan struct{})
 	got := make(chan *grant)
 	go func() {
-		g, _ := l.acquire("a:80", failing, stop, nil)
+		g, _ := l.acquire("a:80", true, stop, nil)
 		got <- g
 	}()
 	l.release(g)
 	g = <-got
-	if g == nil || g.class != failing {
-		t.Fatalf("acquire = %+v after a release, want a failing grant", g)
+	if g == nil || !g.inShare {
+		t.Fatalf("acquire = %+v after a release, want a grant in the share", g)
 	}
 
 	waiting := make(chan bool)
 	go func() {
-		_, ok := l.acquire("a:80", healthy, stop, nil)
+		_, ok := l.acquire("a:80", false, stop, nil)
 		waiting <- ok
 	}()
 	close(stop)
@@ -114,8 +124,8 @@ func TestLimitsAcquireWaitsForAFreedSlot(t *testing.T) {
 		t.Fatal("acquire succeeded after stop while the only slot was taken")
 	}
 	l.release(g)
-	if len(l.pool) != 0 || len(l.share) != 0 || len(l.failing) != 0 || len(l.hosts) != 0 {
-		t.Fatalf("after stop and release: pool %d, share %d, failing %d, hosts %d", len(l.pool), len(l.share), len(l.failing), len(l.hosts))
+	if len(l.pool) != 0 || len(l.share) != 0 || len(l.hosts) != 0 {
+		t.Fatalf("after stop and release: pool %d, share %d, hosts %d", len(l.pool), len(l.share), len(l.hosts))
 	}
 }
 

@@ -58,10 +58,10 @@ const (
 	// a backlog piled up in the queue. What a healthy subscription has
 	// beyond its 8 attempts in flight is parked on its line and read back
 	// from there, as it would be in production. The hanging endpoint gets
-	// the same events: 2 of its attempts hang at a time (the limit of a
-	// subscription whose attempts fail), each until its 2s timeout and a
-	// retry, and the rest of its deliveries wait on its line, throughout
-	// the measurement.
+	// the same events: once its first attempts have timed out (2s), 2 of
+	// its attempts hang at a time (the limit of a subscription whose last
+	// attempt failed), each until its timeout and a retry, and the rest of
+	// its deliveries wait on its line, throughout the measurement.
 	isoBatch = 16
 	// isoDeadline bounds one measurement, a few seconds on an idle machine.
 	isoDeadline = 40 * time.Second
