@@ -179,6 +179,16 @@ func (bs *breakers) openUntil(host string) time.Time {
 	return time.Time{}
 }
 
+// forgetAll forgets every breaker, taking them out of the metrics, when the
+// dispatcher stops.
+func (bs *breakers) forgetAll() {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	for host, b := range bs.hosts {
+		bs.close(host, b)
+	}
+}
+
 // close forgets host's breaker after a success; mu is held.
 func (bs *breakers) close(host string, b *breaker) {
 	if b.open {

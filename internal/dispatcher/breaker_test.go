@@ -207,3 +207,21 @@ func TestBreakerOff(t *testing.T) {
 }
 
 func gateOnly(g gate, _ time.Time, _ <-chan struct{}) gate { return g }
+
+// A stopped dispatcher's breakers leave the metrics.
+func TestBreakersForgottenAtStopLeaveTheMetrics(t *testing.T) {
+	c := newClock()
+	bs := newBreakers(1, time.Second, time.Second, c.Now)
+	base := gaugeBase()
+	bs.done("a:80", false, hostDown)
+	bs.done("b:80", false, hostDown)
+	c.Advance(time.Second)
+	expectGate(t, "probe", gateOnly(bs.admit("b:80")), probe)
+	if open, half := gauges(base); open != 1 || half != 1 {
+		t.Fatalf("gauges open %v, half_open %v; want 1, 1", open, half)
+	}
+	bs.forgetAll()
+	if open, half := gauges(base); open != 0 || half != 0 {
+		t.Fatalf("gauges open %v, half_open %v after forgetting; want 0, 0", open, half)
+	}
+}

@@ -339,6 +339,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	// Every attempt is acked or released: the lines' consumers can go, so
 	// what they had fetched is handed out at once to the next reader.
 	d.deleteLines()
+	d.breakers.forgetAll()
 	return err
 }
 
