@@ -56,6 +56,9 @@ type WebhookSubscriptionReconciler struct {
 	DeadLetters DeadLetterStore
 	// Tenancy turns on the registry-namespace check of keys (see internal/tenancy).
 	Tenancy bool
+	// Circuits, when set, says until when the circuit breaker of an
+	// endpoint's host is open (zero: closed), for status.circuitOpenUntil.
+	Circuits func(endpoint string) time.Time
 	// Leader reports whether this replica is the leader. Every replica
 	// reconciles, so every replica's engine has every subscription; only
 	// the leader writes status, records Events, sends test deliveries and

@@ -181,7 +181,30 @@ func (r *WebhookSubscriptionReconciler) applyDeliveryStatus(_ context.Context, o
 		}
 	}
 	entry.Inactive = st.Inactive
+	r.applyCircuit(obj)
 	return nil
+}
+
+// applyCircuit shows in status until when deliveries to the endpoint's host
+// are paused by its circuit breaker: the latest of what this replica's
+// breaker says and what the last attempt reported (from any replica).
+func (r *WebhookSubscriptionReconciler) applyCircuit(obj *kubehookv1.WebhookSubscription) {
+	var until time.Time
+	if r.Outcomes != nil {
+		if s, ok := r.Outcomes.Get(client.ObjectKeyFromObject(obj)); ok && s.UID == obj.UID {
+			until = s.CircuitOpenUntil
+		}
+	}
+	if r.Circuits != nil {
+		if t := r.Circuits(obj.Spec.Endpoint); t.After(until) {
+			until = t
+		}
+	}
+	if !until.After(now().Time) {
+		obj.Status.CircuitOpenUntil = nil
+		return
+	}
+	obj.Status.CircuitOpenUntil = metaTime(until)
 }
 
 func laterTime(have *metav1.Time, seen time.Time) *metav1.Time {

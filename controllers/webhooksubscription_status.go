@@ -26,6 +26,12 @@ func markReady(obj *kubehookv1.WebhookSubscription, entry *registry.Subscription
 		}
 	case entry.Suspended:
 		reason, msg = kubehookv1.SuspendedReason, "suspended: no deliveries until spec.suspend is false"
+	case obj.Status.CircuitOpenUntil != nil:
+		msg += fmt.Sprintf("; paused until %s: the circuit breaker of the endpoint's host is open after repeated failures",
+			obj.Status.CircuitOpenUntil.UTC().Format(time.RFC3339))
+		if f := obj.Status.LastFailure; f != nil && f.Message != "" {
+			msg += "; last failure: " + f.Message
+		}
 	case obj.Status.ConsecutiveFailures > 0 && obj.Status.FailingSince != nil:
 		// Still Ready (retrying), but say so where `kubectl get -o wide` shows it.
 		msg += fmt.Sprintf("; failing since %s (%d failed attempts)", obj.Status.FailingSince.UTC().Format(time.RFC3339), obj.Status.ConsecutiveFailures)

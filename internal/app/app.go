@@ -66,6 +66,9 @@ type Options struct {
 	AllowEndpointCIDRs      string
 	DeliveryConcurrency     int
 	InFlightPerSubscription int
+	InFlightPerHost         int
+	BreakerThreshold        int
+	BreakerCooldown         time.Duration
 	StatusSyncPeriod        time.Duration
 	ShutdownGracePeriod     time.Duration
 
@@ -102,6 +105,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.AllowEndpointCIDRs, "allow-endpoint-cidrs", "", "Comma-separated address ranges endpoints may resolve to although they are loopback, private or link-local (refused by default).")
 	fs.IntVar(&o.DeliveryConcurrency, "delivery-concurrency", 256, "Delivery attempts in flight at once, across all subscriptions.")
 	fs.IntVar(&o.InFlightPerSubscription, "max-in-flight-per-subscription", 8, "Delivery attempts in flight at once for one subscription, so a slow endpoint never holds more workers.")
+	fs.IntVar(&o.InFlightPerHost, "max-in-flight-per-host", 32, "Delivery attempts in flight at once to one endpoint host (host:port), across its subscriptions.")
+	fs.IntVar(&o.BreakerThreshold, "breaker-threshold", 10, "Consecutive failed attempts (no answer, timeout, 5xx) to one endpoint host that open its circuit breaker; deliveries to it then wait, uncounted, until one probe succeeds. Negative turns breakers off.")
+	fs.DurationVar(&o.BreakerCooldown, "breaker-cooldown", 10*time.Second, "How long an open circuit breaker waits before its probe; doubled after each failed probe, up to 5m.")
 	fs.DurationVar(&o.StatusSyncPeriod, "status-sync-period", 10*time.Second, "At most one status write per subscription per period for ordinary delivery outcomes; transitions are written at once.")
 	fs.DurationVar(&o.ShutdownGracePeriod, "shutdown-grace-period", 20*time.Second, "How long in-flight attempts may finish at shutdown; the rest stay queued.")
 
@@ -252,11 +258,14 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		engineRunnables = append(engineRunnables, fwd, outcomes.NewReceiver(q.Conn(), tracker))
 	}
 	disp := dispatcher.New(q, reg, snd, reporter, dispatcher.Options{
-		Concurrency:     o.DeliveryConcurrency,
-		PerSubscription: o.InFlightPerSubscription,
-		GracePeriod:     o.ShutdownGracePeriod,
-		Loaded:          loaded.Wait,
-		Exists:          subscriptionExists(mgr.GetAPIReader()),
+		Concurrency:      o.DeliveryConcurrency,
+		PerSubscription:  o.InFlightPerSubscription,
+		GracePeriod:      o.ShutdownGracePeriod,
+		PerHost:          o.InFlightPerHost,
+		BreakerThreshold: o.BreakerThreshold,
+		BreakerCooldown:  o.BreakerCooldown,
+		Loaded:           loaded.Wait,
+		Exists:           subscriptionExists(mgr.GetAPIReader()),
 	})
 	// The dispatcher and the gauges run on every replica; the tracker (and
 	// the outcome receiver) on the leader, which writes status.
@@ -275,6 +284,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		Sender:       snd,
 		DeadLetters:  q,
 		Leader:       elected(mgr),
+		Circuits:     disp.CircuitOpenUntil,
 		Tenancy:      o.Tenancy,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the controller: %w", err)

@@ -41,6 +41,9 @@ type State struct {
 	LastFailureMessage  string
 	ConsecutiveFailures int64
 	Deactivated         bool
+	// CircuitOpenUntil is when the breaker of the endpoint's host
+	// half-opens, as of the last attempt; zero while it is closed.
+	CircuitOpenUntil time.Time
 }
 
 // Tracker implements dispatcher.Reporter.
@@ -147,6 +150,8 @@ func (t *Tracker) Report(o dispatcher.Outcome) {
 	}
 	wasFailing := s.ConsecutiveFailures > 0
 	firstSuccess := o.OK && s.LastSuccessAt.IsZero()
+	tripped := !o.CircuitOpenUntil.IsZero() && s.CircuitOpenUntil.IsZero()
+	s.CircuitOpenUntil = o.CircuitOpenUntil
 	s.LastAttemptAt = o.At
 	if o.OK {
 		s.LastSuccessAt = o.At
@@ -163,7 +168,7 @@ func (t *Tracker) Report(o dispatcher.Outcome) {
 		s.Deactivated = s.Deactivated || o.Deactivated
 	}
 	// Transitions are written at once; the rest waits for the next tick.
-	urgent := firstSuccess || o.Deactivated || (o.OK && wasFailing) || (!o.OK && !wasFailing)
+	urgent := firstSuccess || o.Deactivated || tripped || (o.OK && wasFailing) || (!o.OK && !wasFailing)
 	t.dirty[o.Subscription] = !urgent
 	t.mu.Unlock()
 	if urgent {

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 )
@@ -169,6 +172,16 @@ func TestCircuitBreakerPausesAFailingHostUntilItsProbeSucceeds(t *testing.T) {
 	t.Logf("breaker open %s after the events were posted, after %d requests", time.Since(posted).Round(time.Millisecond), tripped)
 	NewWithT(t).Consistently(func() int { return rcv.snapshot().requests }, 2*time.Second, poll).Should(Equal(tripped),
 		"requests to a host whose breaker is open")
+	// The subscription's status says so, and until when.
+	NewWithT(t).Eventually(func(g Gomega) {
+		got := &kubehookv1.WebhookSubscription{}
+		g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(sub), got)).To(Succeed())
+		g.Expect(got.Status.CircuitOpenUntil).NotTo(BeNil())
+		g.Expect(got.Status.CircuitOpenUntil.Time).To(BeTemporally(">", posted))
+		ready := apimeta.FindStatusCondition(got.Status.Conditions, kubehookv1.ReadyCondition)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Message).To(ContainSubstring("circuit breaker"))
+	}, statusTimeout, poll).Should(Succeed())
 
 	rcv.setStatus(http.StatusOK)
 	up := time.Now()
@@ -179,6 +192,11 @@ func TestCircuitBreakerPausesAFailingHostUntilItsProbeSucceeds(t *testing.T) {
 	t.Logf("every event arrived %s after the host came back", time.Since(up).Round(time.Millisecond))
 	p.waitMetric(t, "kubehook_circuit_breaker_state", open, BeNumerically("==", 0))
 	p.waitMetric(t, "kubehook_circuit_breaker_state", map[string]string{"state": "half_open"}, BeNumerically("==", 0))
+	NewWithT(t).Eventually(func(g Gomega) {
+		got := &kubehookv1.WebhookSubscription{}
+		g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(sub), got)).To(Succeed())
+		g.Expect(got.Status.CircuitOpenUntil).To(BeNil(), "circuitOpenUntil after the breaker closed")
+	}, statusTimeout, poll).Should(Succeed())
 	if n := p.mustMetric(t, "kubehook_dead_letters_total", nil); n != 0 {
 		t.Errorf("%v deliveries dead-lettered; the breaker's deferrals must not count as attempts", n)
 	}
