@@ -290,24 +290,21 @@ func (d *Dispatcher) expireHeld(ctx context.Context) {
 // stopLines stops every line's fetching at shutdown. Their consumers are
 // kept until attempts in flight are acked (deleteLines).
 func (d *Dispatcher) stopLines() {
-	d.mu.Lock()
-	states := make([]*subState, 0, len(d.subs))
-	for _, st := range d.subs {
-		states = append(states, st)
-	}
-	d.mu.Unlock()
-	for _, st := range states {
-		st.parkMu.Lock()
-		if st.line != nil {
-			st.line.Stop()
-		}
-		st.parkMu.Unlock()
-	}
+	d.eachLine(func(st *subState) { st.line.Stop() })
 }
 
 // deleteLines deletes the consumers of the lines stopped at shutdown, once
 // nothing is in flight.
 func (d *Dispatcher) deleteLines() {
+	d.eachLine(func(st *subState) {
+		st.line.Delete()
+		st.line = nil
+	})
+}
+
+// eachLine calls fn, with the state's parkMu held, for every subscription
+// whose line has a consumer.
+func (d *Dispatcher) eachLine(fn func(*subState)) {
 	d.mu.Lock()
 	states := make([]*subState, 0, len(d.subs))
 	for _, st := range d.subs {
@@ -317,8 +314,7 @@ func (d *Dispatcher) deleteLines() {
 	for _, st := range states {
 		st.parkMu.Lock()
 		if st.line != nil {
-			st.line.Delete()
-			st.line = nil
+			fn(st)
 		}
 		st.parkMu.Unlock()
 	}
