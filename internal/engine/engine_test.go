@@ -384,3 +384,41 @@ func TestSuspendingABusyLineHoldsTheRestAndResumesOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldDeliveriesAreBounded: beyond MaxHeld, a suspended subscription's
+// deliveries go to its dead letters (reason held-limit) instead of piling
+// up; the held ones are delivered after resume.
+func TestHeldDeliveriesAreBounded(t *testing.T) {
+	h := startWith(t, dispatcher.Options{MaxHeld: 3})
+	r := newReceiver(t)
+	sub := h.subscribe("paused", kubehookv1.TagPush, "acme", r.URL, func(s *registry.Subscription) { s.Suspended = true })
+	ctx := context.Background()
+	for i := range 5 {
+		// One at a time, so the first three are held before the others come.
+		if _, err := h.pub.Publish(ctx, tagPushNumbered(t, "acme/web", i)); err != nil {
+			t.Fatal(err)
+		}
+		g := gomega.NewWithT(t)
+		g.Eventually(func() (int64, error) {
+			c, err := h.queue.Counts(ctx)
+			n := c.Subscriptions[sub.UID]
+			return n.DeadLetters + n.Backlog, err
+		}, 20*time.Second, 20*time.Millisecond).Should(gomega.BeEquivalentTo(i + 1))
+	}
+	g := gomega.NewWithT(t)
+	g.Eventually(func() ([]queue.DeadLetter, error) { return h.queue.DeadLettersOf(ctx, sub.UID, 0) }, 20*time.Second, 20*time.Millisecond).
+		Should(gomega.HaveLen(2))
+	kept, _ := h.queue.DeadLettersOf(ctx, sub.UID, 0)
+	for _, dl := range kept {
+		if dl.Reason != queue.ReasonHeldLimit {
+			t.Errorf("dead letter %s has reason %q, want %q", dl.ID, dl.Reason, queue.ReasonHeldLimit)
+		}
+	}
+	resumed := *sub
+	resumed.Suspended = false
+	h.reg.Upsert(&resumed)
+	for range 3 {
+		r.next(t)
+	}
+	g.Eventually(func() (uint64, error) { return h.queue.Pending(ctx) }, 20*time.Second, 50*time.Millisecond).Should(gomega.BeZero())
+}
