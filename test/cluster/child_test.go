@@ -93,7 +93,7 @@ type kubehook struct {
 // token and loopback addresses, and flags after the harness's own (a
 // repeated flag keeps its last value). The process is killed at the end of
 // the test if it still runs, and its output is logged if the test failed.
-func start(t *testing.T, name string, flags ...string) *kubehook {
+func start(t testing.TB, name string, flags ...string) *kubehook {
 	t.Helper()
 	dir := t.TempDir() // before the child's cleanup: removed after it is gone
 	p := &kubehook{
@@ -157,7 +157,7 @@ func start(t *testing.T, name string, flags ...string) *kubehook {
 }
 
 // kill sends SIGKILL and waits until the process is gone.
-func (p *kubehook) kill(t *testing.T) {
+func (p *kubehook) kill(t testing.TB) {
 	t.Helper()
 	select {
 	case <-p.exited:
@@ -186,7 +186,7 @@ func (p *kubehook) running() error {
 
 // waitLive waits until kubehook's /healthz answers 200: the process is
 // up, its queue set up. It fails the test if the process exits first.
-func (p *kubehook) waitLive(t *testing.T) {
+func (p *kubehook) waitLive(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(apiTimeout)
 	tick := time.NewTicker(poll)
@@ -254,7 +254,7 @@ func (b *lockedBuffer) tail(n int) string {
 }
 
 // freeAddr returns a loopback address with a port free at the time of the call.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	port, err := freePort()
 	if err != nil {

@@ -91,7 +91,7 @@ func writeKubeconfig(cfg *rest.Config, path string) error {
 
 // newNamespace creates a namespace named after prefix. Its generated name
 // is also a valid registry namespace.
-func newNamespace(t *testing.T, prefix string) string {
+func newNamespace(t testing.TB, prefix string) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
 	if err := k8s.Create(context.Background(), ns); err != nil {

@@ -232,7 +232,7 @@ func TestThreeReplicasShareTheLoadAndLoseNothing(t *testing.T) {
 // waitReplicasReady waits, up to apiTimeout, until every replica is ready,
 // and notes in figures why those that are not are not. A replica that
 // exits ends the test; so does no replica becoming ready.
-func waitReplicasReady(t *testing.T, replicas []*kubehook, figures []replicaFigures) {
+func waitReplicasReady(t testing.TB, replicas []*kubehook, figures []replicaFigures) {
 	t.Helper()
 	deadline := time.Now().Add(apiTimeout)
 	tick := time.NewTicker(poll)
