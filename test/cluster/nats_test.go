@@ -244,8 +244,33 @@ func (c *natsCluster) stop() {
 	_ = os.RemoveAll(c.dir)
 }
 
-// freePort returns a loopback port free at the time of the call.
+// handedOut holds the ports freePort has returned: one is free when
+// returned, but a kubehook child binds some of its ports only once it has
+// loaded its subscriptions, and the kernel may offer such a port again
+// meanwhile, to the next child.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort returns a loopback port free at the time of the call, and
+// never one it returned before.
 func freePort() (int, error) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		port, err := listenPort()
+		if err != nil {
+			return 0, err
+		}
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port, nil
+		}
+	}
+}
+
+func listenPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
