@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -36,8 +37,9 @@ const restartDelay = time.Second
 // is started again, recreating the consumer if it was deleted.
 func (q *Queue) Consume(ctx context.Context, h Handler) error {
 	consumer := q.consumer
+	stuck := make(chan struct{}, 1)
 	for {
-		cc, err := consumer.Consume(q.decoding(h), jetstream.PullMaxMessages(256), q.errHandler(ctx, ConsumerName))
+		cc, err := consumer.Consume(q.decoding(h), jetstream.PullMaxMessages(256), q.errHandler(ctx, ConsumerName, stuck))
 		if err != nil {
 			metrics.ConsumerErrorsTotal.WithLabelValues(metrics.ConsumerShared).Inc()
 			log.FromContext(ctx).Error(err, "consuming deliveries; trying again", "consumer", ConsumerName)
@@ -51,6 +53,8 @@ func (q *Queue) Consume(ctx context.Context, h Handler) error {
 			case <-cc.Closed():
 				metrics.ConsumerErrorsTotal.WithLabelValues(metrics.ConsumerShared).Inc()
 				log.FromContext(ctx).Info("delivery consumer stopped by itself; consuming again", "consumer", ConsumerName)
+			case <-stuck:
+				cc.Stop()
 			}
 		}
 		select {
@@ -66,7 +70,11 @@ func (q *Queue) Consume(ctx context.Context, h Handler) error {
 
 // errHandler logs and counts what goes wrong while consuming: missed
 // heartbeats, a deleted consumer, a lost connection.
-func (q *Queue) errHandler(ctx context.Context, consumer string) jetstream.PullConsumeOpt {
+//
+// A pull that found no responder (a consumer just created whose group has
+// no leader yet) is not pulled again until the heartbeat times out, 30s
+// later: stuck is signalled, so the caller consumes again at once.
+func (q *Queue) errHandler(ctx context.Context, consumer string, stuck chan<- struct{}) jetstream.PullConsumeOpt {
 	kind := metrics.ConsumerShared
 	if consumer != ConsumerName {
 		kind = metrics.ConsumerParked
@@ -77,6 +85,12 @@ func (q *Queue) errHandler(ctx context.Context, consumer string) jetstream.PullC
 		}
 		metrics.ConsumerErrorsTotal.WithLabelValues(kind).Inc()
 		log.FromContext(ctx).Error(err, "consuming deliveries", "consumer", consumer)
+		if errors.Is(err, nats.ErrNoResponders) {
+			select {
+			case stuck <- struct{}{}:
+			default:
+			}
+		}
 	})
 }
 
@@ -128,7 +142,8 @@ func (q *Queue) ConsumeParked(ctx context.Context, uid types.UID, max int, h Han
 	if err != nil {
 		return nil, fmt.Errorf("queue: parked consumer for %s: %w", uid, err)
 	}
-	cc, err := c.Consume(q.decoding(h), jetstream.PullMaxMessages(max), q.errHandler(ctx, name))
+	stuck := make(chan struct{}, 1)
+	cc, err := c.Consume(q.decoding(h), jetstream.PullMaxMessages(max), q.errHandler(ctx, name, stuck))
 	if err != nil {
 		return nil, fmt.Errorf("queue: consuming parked deliveries of %s: %w", uid, err)
 	}
@@ -143,6 +158,9 @@ func (q *Queue) ConsumeParked(ctx context.Context, uid types.UID, max int, h Han
 			case <-cc.Closed():
 				metrics.ConsumerErrorsTotal.WithLabelValues(metrics.ConsumerParked).Inc()
 				log.FromContext(ctx).Info("parked consumer stopped by itself; consuming again", "consumer", name)
+			case <-stuck:
+				cc.Stop()
+				cc = nil
 			}
 			for cc == nil || isClosed(cc) {
 				select {
@@ -153,7 +171,7 @@ func (q *Queue) ConsumeParked(ctx context.Context, uid types.UID, max int, h Han
 				if c, err = q.stream.CreateOrUpdateConsumer(ctx, cfg); err != nil {
 					continue
 				}
-				if cc, err = c.Consume(q.decoding(h), jetstream.PullMaxMessages(max), q.errHandler(ctx, name)); err != nil {
+				if cc, err = c.Consume(q.decoding(h), jetstream.PullMaxMessages(max), q.errHandler(ctx, name, stuck)); err != nil {
 					cc = nil
 				}
 			}
