@@ -1,12 +1,9 @@
 package delivery
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,29 +119,7 @@ func distributionPush(repo, tag string, n int) []byte {
 
 // postDistribution posts a notification envelope as the registry does.
 func (p *kubehook) postDistribution(token string, body []byte) (accepted, error) {
-	req, err := http.NewRequest(http.MethodPost, p.eventsURL(distributionPath), bytes.NewReader(body))
-	if err != nil {
-		return accepted{}, err
-	}
-	req.Header.Set("Content-Type", "application/vnd.docker.distribution.events.v2+json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return accepted{}, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return accepted{}, err
-	}
-	if resp.StatusCode != http.StatusAccepted {
-		return accepted{}, fmt.Errorf("POST %s: %s: %s", distributionPath, resp.Status, answer)
-	}
-	var a accepted
-	if err := json.Unmarshal(answer, &a); err != nil {
-		return accepted{}, fmt.Errorf("POST %s: 202 with %q: %w", distributionPath, answer, err)
-	}
-	return a, nil
+	return p.post(distributionPath, "application/vnd.docker.distribution.events.v2+json", token, body)
 }
 
 // digestKey names a delivery's event by contents.digest, which both the tag

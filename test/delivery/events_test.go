@@ -62,12 +62,18 @@ func (p *kubehook) postEvents(events ...nativeEvent) (accepted, error) {
 	if err != nil {
 		return accepted{}, err
 	}
-	req, err := http.NewRequest(http.MethodPost, p.eventsURL(eventsPath), bytes.NewReader(body))
+	return p.post(eventsPath, "application/json", p.cfg.token, body)
+}
+
+// post sends body to a sources path with the Bearer token and returns the
+// 202 answer; any other answer is an error.
+func (p *kubehook) post(path, contentType, token string, body []byte) (accepted, error) {
+	req, err := http.NewRequest(http.MethodPost, p.eventsURL(path), bytes.NewReader(body))
 	if err != nil {
 		return accepted{}, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+p.cfg.token)
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return accepted{}, err
@@ -78,11 +84,11 @@ func (p *kubehook) postEvents(events ...nativeEvent) (accepted, error) {
 		return accepted{}, err
 	}
 	if resp.StatusCode != http.StatusAccepted {
-		return accepted{}, fmt.Errorf("POST %s: %s: %s", eventsPath, resp.Status, answer)
+		return accepted{}, fmt.Errorf("POST %s: %s: %s", path, resp.Status, answer)
 	}
 	var a accepted
 	if err := json.Unmarshal(answer, &a); err != nil {
-		return accepted{}, fmt.Errorf("POST %s: 202 with %q: %w", eventsPath, answer, err)
+		return accepted{}, fmt.Errorf("POST %s: 202 with %q: %w", path, answer, err)
 	}
 	return a, nil
 }
