@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"net/netip"
 	"os"
 	"sync"
@@ -96,7 +95,7 @@ func runSuite(m *testing.M) int {
 	tracker = outcomes.New(statusSyncPeriod)
 	tracker.CountFrom(q)
 	snd := sender.New(sender.Options{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	disp := dispatcher.New(q, reg, snd, tracker, dispatcher.Options{GracePeriod: time.Second, Exists: existsIn(mgr.GetAPIReader())})
+	disp := dispatcher.New(q, reg, snd, tracker, dispatcher.Options{GracePeriod: time.Second, Exists: SubscriptionExists(mgr.GetAPIReader())})
 	if err := mgr.Add(disp); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -217,19 +216,4 @@ func (r countingReader) Get(ctx context.Context, key client.ObjectKey, obj clien
 	r.c.counts[key.Namespace]++
 	r.c.mu.Unlock()
 	return r.Reader.Get(ctx, key, obj, opts...)
-}
-
-// existsIn is the dispatcher's check that a subscription's object still
-// exists, as the binary wires it: a read from the API server.
-func existsIn(reader client.Reader) func(context.Context, types.NamespacedName, types.UID) (bool, error) {
-	return func(ctx context.Context, id types.NamespacedName, uid types.UID) (bool, error) {
-		obj := &kubehookv1.WebhookSubscription{}
-		if err := reader.Get(ctx, id, obj); err != nil {
-			if apierrors.IsNotFound(err) {
-				return false, nil
-			}
-			return false, err
-		}
-		return obj.UID == uid, nil
-	}
 }

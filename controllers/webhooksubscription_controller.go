@@ -185,6 +185,23 @@ type DeadLetterStore interface {
 	PurgeDeadLetters(ctx context.Context, uid types.UID) (int, error)
 }
 
+// SubscriptionExists returns the dispatcher's check that a subscription's
+// object with that UID still exists: a read from reader, which must be the
+// API server (not the cache), since a queued delivery is dropped on it.
+func SubscriptionExists(reader client.Reader) func(context.Context, types.NamespacedName, types.UID) (bool, error) {
+	return func(ctx context.Context, id types.NamespacedName, uid types.UID) (bool, error) {
+		obj := &metav1.PartialObjectMetadata{}
+		obj.SetGroupVersionKind(kubehookv1.GroupVersion.WithKind("WebhookSubscription"))
+		if err := reader.Get(ctx, id, obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				return false, nil
+			}
+			return false, err
+		}
+		return obj.UID == uid, nil
+	}
+}
+
 // forget removes a deleted subscription from the engine.
 func (r *WebhookSubscriptionReconciler) forget(id types.NamespacedName) {
 	r.Registry.Remove(id)

@@ -265,7 +265,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		BreakerThreshold: o.BreakerThreshold,
 		BreakerCooldown:  o.BreakerCooldown,
 		Loaded:           loaded.Wait,
-		Exists:           subscriptionExists(mgr.GetAPIReader()),
+		Exists:           controllers.SubscriptionExists(mgr.GetAPIReader()),
 	})
 	// The dispatcher and the gauges run on every replica; the tracker (and
 	// the outcome receiver) on the leader, which writes status.

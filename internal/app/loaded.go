@@ -7,9 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -86,21 +84,4 @@ func (g *loadGate) Check(*http.Request) error {
 		return errNotLoaded
 	}
 	return nil
-}
-
-// subscriptionExists asks the API server (not the cache) whether the
-// WebhookSubscription id with that UID exists: the only ground on which a
-// queued delivery is dropped.
-func subscriptionExists(reader client.Reader) func(context.Context, types.NamespacedName, types.UID) (bool, error) {
-	return func(ctx context.Context, id types.NamespacedName, uid types.UID) (bool, error) {
-		obj := &metav1.PartialObjectMetadata{}
-		obj.SetGroupVersionKind(kubehookv1.GroupVersion.WithKind("WebhookSubscription"))
-		if err := reader.Get(ctx, id, obj); err != nil {
-			if apierrors.IsNotFound(err) {
-				return false, nil
-			}
-			return false, err
-		}
-		return obj.UID == uid, nil
-	}
 }

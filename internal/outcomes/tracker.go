@@ -111,8 +111,7 @@ func (t *Tracker) recount(ctx context.Context) {
 		log.FromContext(ctx).Error(err, "counting queued deliveries and dead letters")
 		return
 	}
-	for _, reason := range []string{queue.ReasonExhausted, queue.ReasonDeactivated, queue.ReasonInactive, queue.ReasonNotPermitted,
-		queue.ReasonHeldTooLong, queue.ReasonHeldLimit, queue.ReasonUnrenderable, queue.ReasonUndecodable} {
+	for _, reason := range queue.DeadLetterReasons {
 		metrics.DeadLetters.WithLabelValues(reason).Set(float64(c.DeadLetters[reason]))
 	}
 	t.mu.Lock()

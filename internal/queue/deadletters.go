@@ -115,12 +115,18 @@ func (q *Queue) Replay(ctx context.Context, uid types.UID) (int, error) {
 // PurgeDeadLetters removes every dead letter of the subscription and
 // returns how many there were.
 func (q *Queue) PurgeDeadLetters(ctx context.Context, uid types.UID) (int, error) {
-	counts, err := q.Counts(ctx)
+	subjects := deadSubjectPrefix + string(uid) + ".*"
+	// Only this subscription's subjects are counted, not the whole queue.
+	info, err := q.dead.Info(ctx, jetstream.WithSubjectFilter(subjects))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("queue: counting dead letters of %s: %w", uid, err)
 	}
-	if err := q.dead.Purge(ctx, jetstream.WithPurgeSubject(deadSubjectPrefix+string(uid)+".*")); err != nil {
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	if err := q.dead.Purge(ctx, jetstream.WithPurgeSubject(subjects)); err != nil {
 		return 0, fmt.Errorf("queue: purging dead letters of %s: %w", uid, err)
 	}
-	return int(counts.Subscriptions[uid].DeadLetters), nil
+	return n, nil
 }

@@ -22,6 +22,10 @@ const (
 	ReasonUndecodable  = "undecodable"
 )
 
+// DeadLetterReasons lists every reason, for metrics that show each one.
+var DeadLetterReasons = []string{ReasonExhausted, ReasonDeactivated, ReasonInactive, ReasonNotPermitted,
+	ReasonHeldTooLong, ReasonHeldLimit, ReasonUnrenderable, ReasonUndecodable}
+
 // Park moves the delivery to its subscription's own line, where
 // ConsumeParked reads it: for a busy subscription, and for one whose
 // deliveries are held (suspended, stalled) while no line consumer runs. It
