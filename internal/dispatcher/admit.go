@@ -5,6 +5,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/queue"
 	"github.com/kubehook/kubehook/internal/sender"
 )
@@ -147,7 +148,7 @@ func (d *Dispatcher) admitWaiting(st *subState, host string) (*ticket, time.Time
 // The schedule is durable; m is acked once it is stored. Not on the
 // caller's goroutine: the shared consumer does not wait for the round trip.
 func (d *Dispatcher) deferUntil(m *queue.Msg, until time.Time) {
-	breakerDeferred.Inc()
+	metrics.CircuitBreakerDeferred.Inc()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()

@@ -3,6 +3,8 @@ package dispatcher
 import (
 	"sync"
 	"time"
+
+	"github.com/kubehook/kubehook/internal/metrics"
 )
 
 // gate is what a host's circuit breaker says about one more attempt.
@@ -106,8 +108,8 @@ func (bs *breakers) gateOf(b *breaker, take bool) (gate, time.Time, <-chan struc
 	}
 	if take {
 		b.probing = true
-		breakerStates.WithLabelValues(breakerOpen).Dec()
-		breakerStates.WithLabelValues(breakerHalfOpen).Inc()
+		metrics.CircuitBreakerStates.WithLabelValues(metrics.BreakerOpen).Dec()
+		metrics.CircuitBreakerStates.WithLabelValues(metrics.BreakerHalfOpen).Inc()
 	}
 	return probe, time.Time{}, nil
 }
@@ -121,8 +123,8 @@ func (bs *breakers) done(host string, wasProbe bool, h hostHealth) time.Time {
 	b := bs.hosts[host]
 	if b != nil && wasProbe && b.probing {
 		b.probing = false
-		breakerStates.WithLabelValues(breakerHalfOpen).Dec()
-		breakerStates.WithLabelValues(breakerOpen).Inc()
+		metrics.CircuitBreakerStates.WithLabelValues(metrics.BreakerHalfOpen).Dec()
+		metrics.CircuitBreakerStates.WithLabelValues(metrics.BreakerOpen).Inc()
 		close(b.changed)
 		b.changed = make(chan struct{})
 	}
@@ -150,8 +152,8 @@ func (bs *breakers) done(host string, wasProbe bool, h hostHealth) time.Time {
 		case !b.open && b.failures >= bs.threshold:
 			b.open, b.cooldown = true, bs.cooldown
 			b.until = bs.now().Add(b.cooldown)
-			breakerStates.WithLabelValues(breakerOpen).Inc()
-			breakerTrips.Inc()
+			metrics.CircuitBreakerStates.WithLabelValues(metrics.BreakerOpen).Inc()
+			metrics.CircuitBreakerTrips.Inc()
 		}
 	}
 	if b == nil || !b.open {
@@ -192,11 +194,11 @@ func (bs *breakers) forgetAll() {
 // close forgets host's breaker after a success; mu is held.
 func (bs *breakers) close(host string, b *breaker) {
 	if b.open {
-		state := breakerOpen
+		state := metrics.BreakerOpen
 		if b.probing {
-			state = breakerHalfOpen
+			state = metrics.BreakerHalfOpen
 		}
-		breakerStates.WithLabelValues(state).Dec()
+		metrics.CircuitBreakerStates.WithLabelValues(state).Dec()
 	}
 	close(b.changed)
 	delete(bs.hosts, host)

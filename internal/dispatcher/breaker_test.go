@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kubehook/kubehook/internal/metrics"
 )
 
 // clock is a settable time for tests.
@@ -30,8 +32,8 @@ func (c *clock) Advance(d time.Duration) {
 
 // gauges reads the breaker state gauges, relative to base.
 func gauges(base [2]float64) (open, halfOpen float64) {
-	return testutil.ToFloat64(breakerStates.WithLabelValues(breakerOpen)) - base[0],
-		testutil.ToFloat64(breakerStates.WithLabelValues(breakerHalfOpen)) - base[1]
+	return testutil.ToFloat64(metrics.CircuitBreakerStates.WithLabelValues(metrics.BreakerOpen)) - base[0],
+		testutil.ToFloat64(metrics.CircuitBreakerStates.WithLabelValues(metrics.BreakerHalfOpen)) - base[1]
 }
 
 func gaugeBase() [2]float64 {
@@ -51,7 +53,7 @@ func expectGate(t *testing.T, what string, got gate, want gate) {
 func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 	c := newClock()
 	bs := newBreakers(3, 10*time.Second, time.Minute, c.Now)
-	base, trips := gaugeBase(), testutil.ToFloat64(breakerTrips)
+	base, trips := gaugeBase(), testutil.ToFloat64(metrics.CircuitBreakerTrips)
 
 	bs.done("a:80", false, hostDown)
 	bs.done("a:80", false, hostDown)
@@ -84,7 +86,7 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 	if open, half := gauges(base); open != 1 || half != 0 {
 		t.Fatalf("gauges open %v, half_open %v; want 1, 0", open, half)
 	}
-	if n := testutil.ToFloat64(breakerTrips) - trips; n != 1 {
+	if n := testutil.ToFloat64(metrics.CircuitBreakerTrips) - trips; n != 1 {
 		t.Fatalf("%v trips, want 1", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/queue"
 	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
@@ -249,7 +250,7 @@ func TestOpenBreakerDefersDeliveriesWithoutCountingAttempts(t *testing.T) {
 	const n = 10
 	s := newFakeSender()
 	s.down.Store("flaky.test:80", true)
-	trips, deferred, base := testutil.ToFloat64(breakerTrips), testutil.ToFloat64(breakerDeferred), gaugeBase()
+	trips, deferred, base := testutil.ToFloat64(metrics.CircuitBreakerTrips), testutil.ToFloat64(metrics.CircuitBreakerDeferred), gaugeBase()
 	r := startRig(t, s, Options{PerSubscription: 2, BreakerThreshold: 3, BreakerCooldown: time.Second})
 	sub := r.subscribe("flaky", "http://flaky.test/hook", func(s *registry.Subscription) {
 		s.Delivery.MaxAttempts = 2
@@ -259,8 +260,8 @@ func TestOpenBreakerDefersDeliveriesWithoutCountingAttempts(t *testing.T) {
 
 	// Tripped by the third failure; two attempts at most were in flight,
 	// so at most one more came after.
-	g.Eventually(func() float64 { return testutil.ToFloat64(breakerTrips) - trips }, 10*time.Second, 10*time.Millisecond).Should(Equal(1.0))
-	g.Eventually(func() float64 { return testutil.ToFloat64(breakerDeferred) - deferred }, 10*time.Second, 10*time.Millisecond).Should(BeNumerically(">=", n-4))
+	g.Eventually(func() float64 { return testutil.ToFloat64(metrics.CircuitBreakerTrips) - trips }, 10*time.Second, 10*time.Millisecond).Should(Equal(1.0))
+	g.Eventually(func() float64 { return testutil.ToFloat64(metrics.CircuitBreakerDeferred) - deferred }, 10*time.Second, 10*time.Millisecond).Should(BeNumerically(">=", n-4))
 	attempted := s.get(s.sent, "flaky.test:80")
 	g.Expect(attempted).To(BeNumerically("<=", 4))
 	open, _ := gauges(base)

@@ -18,6 +18,13 @@ const (
 	ResultHeld       = "held"
 )
 
+// States of CircuitBreakerStates. Closed breakers are not counted: every
+// endpoint host would be one.
+const (
+	BreakerOpen     = "open"
+	BreakerHalfOpen = "half_open"
+)
+
 // Consumers, the "consumer" label of ConsumerErrorsTotal.
 const (
 	ConsumerShared = "shared"
@@ -69,6 +76,22 @@ var (
 		Help: "Dead letters kept for replay, by reason (exhausted, deactivated, inactive, key-not-permitted, held-too-long, held-limit, unrenderable, undecodable).",
 	}, []string{"reason"})
 
+	// The circuit breakers' metrics. Their labels are bounded: neither
+	// hosts nor subscriptions are labels (either may be countless); which
+	// hosts are open shows in the status of their subscriptions.
+	CircuitBreakerStates = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kubehook_circuit_breaker_state",
+		Help: "Endpoint hosts whose circuit breaker is open (deliveries wait, none attempted) or half_open (one probe attempt in flight).",
+	}, []string{"state"})
+	CircuitBreakerTrips = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "kubehook_circuit_breaker_trips_total",
+		Help: "Circuit breakers opened after consecutive failed attempts (no answer, timeouts, 5xx) to one endpoint host.",
+	})
+	CircuitBreakerDeferred = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "kubehook_circuit_breaker_deferred_total",
+		Help: "Deliveries not attempted because their endpoint host's circuit breaker was open, scheduled again for when it half-opens; no attempt is counted.",
+	})
+
 	// ConsumerErrorsTotal counts errors of the queue's consumers.
 	ConsumerErrorsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kubehook_queue_consumer_errors_total",
@@ -77,5 +100,9 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(DeliveriesTotal, DeliveryDuration, QueuePending, Subscriptions, DeadLettersTotal, ParkedTotal, DeadLetters, ConsumerErrorsTotal)
+	ctrlmetrics.Registry.MustRegister(DeliveriesTotal, DeliveryDuration, QueuePending, Subscriptions, DeadLettersTotal, ParkedTotal, DeadLetters, ConsumerErrorsTotal,
+		CircuitBreakerStates, CircuitBreakerTrips, CircuitBreakerDeferred)
+	// Both breaker states are exported from the start, at zero.
+	CircuitBreakerStates.WithLabelValues(BreakerOpen)
+	CircuitBreakerStates.WithLabelValues(BreakerHalfOpen)
 }
