@@ -249,7 +249,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 	// is the only one.
 	var reporter dispatcher.Reporter = tracker
 	var engineRunnables []manager.Runnable
+	var lines dispatcher.LineReaders
 	if o.NATSURL != "" {
+		// The replicas tell each other which subscriptions go through their
+		// own line, the one window that bounds a subscription's attempts
+		// across them.
+		readers, err := q.LineReaders(ctx)
+		if err != nil {
+			return err
+		}
+		lines = readers
 		if !o.LeaderElect {
 			log.Info("WARNING: --nats-url without --leader-elect: run a single replica, or several replicas would each write status, send test deliveries and replay dead letters")
 		}
@@ -266,6 +275,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		BreakerCooldown:  o.BreakerCooldown,
 		Loaded:           loaded.Wait,
 		Exists:           controllers.SubscriptionExists(mgr.GetAPIReader()),
+		Lines:            lines,
 	})
 	// The dispatcher and the gauges run on every replica; the tracker (and
 	// the outcome receiver) on the leader, which writes status.

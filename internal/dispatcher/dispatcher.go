@@ -24,6 +24,12 @@
 // parked subscription whose line runs empty goes back to the shared
 // consumer.
 //
+// Among replicas (Options.Lines) the in-flight limit is one for them all:
+// each replica starts at most one attempt of a subscription from the
+// shared consumer, and once any replica reads a subscription's line every
+// replica moves that subscription's deliveries there. The line's consumer
+// window is the limit, and JetStream keeps it across the replicas.
+//
 // Circuit breakers: after consecutive failed attempts to one endpoint host
 // (no answer, timeouts, 5xx) its breaker opens for a cool-down; its
 // deliveries are then not attempted but scheduled again for when it
@@ -55,6 +61,20 @@ import (
 // Sender makes exactly one HTTP attempt.
 type Sender interface {
 	Send(ctx context.Context, sub *registry.Subscription, req sender.Request) sender.Result
+}
+
+// LineReaders tells the replicas of a cluster which subscriptions are read
+// through their own line (queue.LineReaders).
+type LineReaders interface {
+	// Read says whether some replica reads uid's line.
+	Read(uid types.UID) bool
+	// ReadByOthers says whether another replica reads it.
+	ReadByOthers(uid types.UID) bool
+	// Announce and Withdraw say that this replica starts and stops reading
+	// it; Refresh announces again what it reads, before the entries expire.
+	Announce(ctx context.Context, uid types.UID)
+	Withdraw(ctx context.Context, uid types.UID)
+	Refresh(ctx context.Context)
 }
 
 // Reporter receives the outcome of every attempt. Report must not block.
@@ -141,6 +161,13 @@ type Options struct {
 	// ExpireHeldEvery is how often held deliveries older than the
 	// dead-letter retention are moved to the dead letters.
 	ExpireHeldEvery time.Duration
+	// Lines is set when several replicas share the queue. Each then starts
+	// at most one attempt of a subscription from the shared consumer, and a
+	// subscription that needs more, on any replica, has all its deliveries
+	// read through its line, whose consumer window is PerSubscription: one
+	// limit across the replicas. Nil: this process is the only consumer,
+	// and PerSubscription bounds its attempts from either consumer.
+	Lines LineReaders
 }
 
 func (o Options) withDefaults() Options {
@@ -366,7 +393,7 @@ func (d *Dispatcher) handle(m *queue.Msg) {
 	}
 	d.mu.Lock()
 	st := d.state(sub.UID, sub.ID)
-	if !st.parked {
+	if !st.parked && d.sharedAdmits(sub.UID, st) {
 		t, until := d.tryAdmit(st, host)
 		if t != nil {
 			st.inflight++
@@ -387,6 +414,18 @@ func (d *Dispatcher) handle(m *queue.Msg) {
 	if err := d.park(d.sendCtx, sub.UID, st, m); err != nil {
 		log.FromContext(d.sendCtx).Error(err, "parking a delivery for a busy subscription; it will come back", "delivery", m.ID)
 	}
+}
+
+// sharedAdmits says whether a delivery of uid from the shared consumer may
+// be attempted at once; mu is held. Alone, this process keeps every limit
+// itself. Among replicas only a subscription's line bounds its attempts
+// across them all, so from the shared consumer each replica starts one at
+// most, and none once any replica reads the line.
+func (d *Dispatcher) sharedAdmits(uid types.UID, st *subState) bool {
+	if d.opts.Lines == nil {
+		return true
+	}
+	return st.inflight == 0 && !d.opts.Lines.Read(uid)
 }
 
 func (d *Dispatcher) state(uid types.UID, id types.NamespacedName) *subState {

@@ -102,7 +102,7 @@ func (d *Dispatcher) apply(m *queue.Msg, v verdict, st *subState) {
 			// Read from a line that must now be held: back to it, unchanged,
 			// and the line stops.
 			_ = m.Release()
-			go d.holdLine(st)
+			go d.holdLine(m.SubscriptionUID, st)
 			return
 		}
 		if err := d.holdDelivery(m, v.why); err != nil {

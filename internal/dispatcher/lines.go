@@ -79,11 +79,12 @@ func (d *Dispatcher) ensureLine(ctx context.Context, uid types.UID, st *subState
 	if st.line != nil {
 		return nil
 	}
-	// The line's window is a few times the in-flight limit, so fetching
-	// and acking overlap with attempts; slots still bound the attempts.
-	line, err := d.queue.ConsumeParked(ctx, uid, 4*d.opts.PerSubscription, func(m *queue.Msg) { d.handleParked(uid, st, m) })
+	line, err := d.queue.ConsumeParked(ctx, uid, d.lineWindow(), func(m *queue.Msg) { d.handleParked(uid, st, m) })
 	if err != nil {
 		return err
+	}
+	if d.opts.Lines != nil {
+		d.opts.Lines.Announce(ctx, uid)
 	}
 	d.mu.Lock()
 	st.line = line
@@ -91,6 +92,34 @@ func (d *Dispatcher) ensureLine(ctx context.Context, uid types.UID, st *subState
 	st.heldKnown = false
 	d.mu.Unlock()
 	return nil
+}
+
+// lineWindow is the most deliveries a line hands out unacked. Alone, it is
+// a few times the in-flight limit, so fetching and acking overlap with
+// attempts, and this process's slots bound the attempts. Among replicas it
+// is the limit itself: the window is the one count they all share.
+func (d *Dispatcher) lineWindow() int {
+	if d.opts.Lines != nil {
+		return d.opts.PerSubscription
+	}
+	return 4 * d.opts.PerSubscription
+}
+
+// dropLine stops reading uid's line here and deletes its consumer, unless
+// another replica reads it: deleting the consumer would hand what that
+// replica has in flight out again. A consumer nobody reads is removed by
+// the server after its inactive threshold.
+func (d *Dispatcher) dropLine(ctx context.Context, uid types.UID, line *queue.Line) {
+	if d.opts.Lines == nil {
+		line.Delete()
+		return
+	}
+	d.opts.Lines.Withdraw(ctx, uid)
+	if d.opts.Lines.ReadByOthers(uid) {
+		line.Stop()
+		return
+	}
+	line.Delete()
 }
 
 // handleParked runs on a line's consumer goroutine: waiting for a worker
@@ -134,7 +163,7 @@ func (d *Dispatcher) handleParked(uid types.UID, st *subState, m *queue.Msg) {
 // line's attempts in flight are acked (a stopped client's pull request
 // would otherwise keep what the server sends it until the ack wait runs
 // out, when the line resumes), unless the line resumed meanwhile.
-func (d *Dispatcher) holdLine(st *subState) {
+func (d *Dispatcher) holdLine(uid types.UID, st *subState) {
 	st.parkMu.Lock()
 	line := st.line
 	if line == nil {
@@ -155,7 +184,7 @@ func (d *Dispatcher) holdLine(st *subState) {
 	st.parkMu.Lock()
 	defer st.parkMu.Unlock()
 	if st.line == nil && !d.stopping.Load() {
-		line.Delete()
+		d.dropLine(d.sendCtx, uid, line)
 	}
 }
 
@@ -177,7 +206,7 @@ func (d *Dispatcher) maybeUnpark(uid types.UID, st *subState) {
 	if err != nil || !empty {
 		return
 	}
-	st.line.Delete()
+	d.dropLine(d.sendCtx, uid, st.line)
 	d.mu.Lock()
 	st.line = nil
 	st.parked = false
@@ -218,16 +247,25 @@ func (d *Dispatcher) resumeParked(ctx context.Context) error {
 }
 
 // tendHeldLines resumes held lines when their subscription changes (resumed,
-// fixed, deactivated, deleted), and moves held deliveries older than the
-// dead-letter retention to the dead letters, until ctx ends.
+// fixed, deactivated, deleted), moves held deliveries older than the
+// dead-letter retention to the dead letters, and keeps the other replicas
+// told which lines are read here, until ctx ends.
 func (d *Dispatcher) tendHeldLines(ctx context.Context) {
 	expire := time.NewTicker(d.opts.ExpireHeldEvery)
 	defer expire.Stop()
+	// Among replicas, the lines read here are announced again before their
+	// entries expire.
+	refresh := time.NewTicker(queue.LineReadersTTL / 3)
+	defer refresh.Stop()
 	d.expireHeld(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-refresh.C:
+			if d.opts.Lines != nil {
+				d.opts.Lines.Refresh(ctx)
+			}
 		case id := <-d.changes:
 			all := d.changesLost.Swap(false)
 			d.resumeHeld(ctx, func(st *subState) bool { return all || st.id == id })
@@ -290,31 +328,33 @@ func (d *Dispatcher) expireHeld(ctx context.Context) {
 // stopLines stops every line's fetching at shutdown. Their consumers are
 // kept until attempts in flight are acked (deleteLines).
 func (d *Dispatcher) stopLines() {
-	d.eachLine(func(st *subState) { st.line.Stop() })
+	d.eachLine(func(_ types.UID, st *subState) { st.line.Stop() })
 }
 
 // deleteLines deletes the consumers of the lines stopped at shutdown, once
 // nothing is in flight.
 func (d *Dispatcher) deleteLines() {
-	d.eachLine(func(st *subState) {
-		st.line.Delete()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.eachLine(func(uid types.UID, st *subState) {
+		d.dropLine(ctx, uid, st.line)
 		st.line = nil
 	})
 }
 
 // eachLine calls fn, with the state's parkMu held, for every subscription
 // whose line has a consumer.
-func (d *Dispatcher) eachLine(fn func(*subState)) {
+func (d *Dispatcher) eachLine(fn func(types.UID, *subState)) {
 	d.mu.Lock()
-	states := make([]*subState, 0, len(d.subs))
-	for _, st := range d.subs {
-		states = append(states, st)
+	states := make(map[types.UID]*subState, len(d.subs))
+	for uid, st := range d.subs {
+		states[uid] = st
 	}
 	d.mu.Unlock()
-	for _, st := range states {
+	for uid, st := range states {
 		st.parkMu.Lock()
 		if st.line != nil {
-			fn(st)
+			fn(uid, st)
 		}
 		st.parkMu.Unlock()
 	}

@@ -33,6 +33,9 @@ type receiver struct {
 	mu    sync.Mutex
 	pairs map[pair]*pairRecord
 	stats receiverStats
+	// inFlight and mostInFlight count, per subscription, the requests
+	// being served: now, and at most at once.
+	inFlight, mostInFlight map[string]int
 }
 
 type pairRecord struct {
@@ -60,6 +63,8 @@ func newReceiver(t *testing.T, delay time.Duration, concurrent int) *receiver {
 		slots:   make(chan struct{}, concurrent),
 		changed: make(chan struct{}, 1),
 		pairs:   map[pair]*pairRecord{},
+
+		inFlight: map[string]int{}, mostInFlight: map[string]int{},
 	}
 	r.Server = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.Close)
@@ -74,6 +79,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	event, ok := tagKey(body)
 	p := pair{sub: path.Base(req.URL.Path), event: event}
 	r.arrive(p, ok && err == nil, req.Header.Get("webhook-id"))
+	defer r.serving(p.sub, -1)
 	if !ok {
 		w.WriteHeader(http.StatusBadRequest)
 		return
@@ -98,6 +104,8 @@ func (r *receiver) arrive(p pair, ok bool, id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.requests++
+	r.inFlight[p.sub]++
+	r.mostInFlight[p.sub] = max(r.mostInFlight[p.sub], r.inFlight[p.sub])
 	switch rec := r.pairs[p]; {
 	case !ok:
 		r.stats.malformed++
@@ -122,6 +130,20 @@ func (r *receiver) answer(p pair) {
 		r.stats.answered++
 	}
 	r.signal()
+}
+
+// serving counts a request to sub in or out of those being served.
+func (r *receiver) serving(sub string, delta int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inFlight[sub] += delta
+}
+
+// most returns the most requests to sub it served at once.
+func (r *receiver) most(sub string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mostInFlight[sub]
 }
 
 func (r *receiver) signal() {

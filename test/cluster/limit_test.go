@@ -1,0 +1,80 @@
+package cluster
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+const (
+	// limitedInFlight is the replicas' --max-in-flight-per-subscription in
+	// TestInFlightLimitIsOneAcrossReplicas, and limitedEvents the events
+	// posted for its one subscription, limitedBatch to a request.
+	limitedInFlight = 4
+	limitedEvents   = 120
+	limitedBatch    = 10
+	// limitedDelay is how long the receiver takes to answer: long enough
+	// that the replicas' attempts overlap.
+	limitedDelay = 150 * time.Millisecond
+	// limitedTimeout bounds the wait for every delivery: at the limit they
+	// take limitedEvents/limitedInFlight*limitedDelay, under 5 s.
+	limitedTimeout = 60 * time.Second
+)
+
+// TestInFlightLimitIsOneAcrossReplicas runs three replicas with
+// --max-in-flight-per-subscription=4 and posts the events of one
+// subscription to all of them, to an endpoint that answers slowly. The
+// endpoint must never see more than the limit at once, bar one attempt
+// per other replica while the subscription moves to its line (each
+// replica starts at most one from the shared consumer); each replica
+// alone would allow the limit, so three would allow three times it.
+func TestInFlightLimitIsOneAcrossReplicas(t *testing.T) {
+	electionNS := newNamespace(t, "kubehook-system")
+	ns := newNamespace(t, "limit")
+	rcv := newReceiver(t, limitedDelay, 1000)
+	const repo = "slow"
+	if err := k8s.Create(t.Context(), tagPushSubscription(ns, repo, ns+"/"+repo, rcv.endpoint(repo))); err != nil {
+		t.Fatalf("creating WebhookSubscription: %v", err)
+	}
+	replicas := make([]*kubehook, replicaCount)
+	for i := range replicas {
+		replicas[i] = start(t, fmt.Sprintf("limited-%d", i),
+			"--nats-url="+nats.url(),
+			"--nats-replicas=3",
+			"--leader-elect",
+			"--leader-election-namespace="+electionNS,
+			fmt.Sprintf("--max-in-flight-per-subscription=%d", limitedInFlight),
+		)
+		replicas[i].waitLive(t)
+	}
+	waitReplicasReady(t, replicas, make([]replicaFigures, replicaCount))
+	if _, err := waitStatus(ns, []string{repo}, apiTimeout, notReady); err != nil {
+		t.Fatalf("subscription not Ready: %v", err)
+	}
+
+	var want []pair
+	for b, first := 0, 0; first < limitedEvents; b, first = b+1, first+limitedBatch {
+		batch := make([]nativeEvent, 0, limitedBatch)
+		for n := first; n < first+limitedBatch; n++ {
+			batch = append(batch, tagPushEvent(ns+"/"+repo, n))
+			want = append(want, pair{sub: repo, event: numberedTag(n)})
+		}
+		if _, err := replicas[b%replicaCount].postEvents(batch); err != nil {
+			t.Fatalf("posting to %s: %v", replicas[b%replicaCount].name, err)
+		}
+	}
+	if _, err := rcv.await(limitedTimeout, func(s receiverStats) bool { return s.answered >= len(want) }, allRunning(replicas)); err != nil {
+		missing, _ := rcv.unanswered(want)
+		t.Fatalf("%v: %d of %d deliveries not answered", err, len(missing), len(want))
+	}
+
+	most, bound := rcv.most(repo), limitedInFlight+replicaCount-1
+	t.Logf("at most %d requests at once (limit %d, %d replicas)", most, limitedInFlight, replicaCount)
+	if most > bound {
+		t.Errorf("the endpoint saw %d requests at once; the limit across the replicas is %d (at most %d while the subscription moves to its line)",
+			most, limitedInFlight, bound)
+	}
+	if most < limitedInFlight {
+		t.Errorf("the endpoint saw at most %d requests at once: the limit of %d was never used", most, limitedInFlight)
+	}
+}
