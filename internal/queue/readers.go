@@ -33,7 +33,7 @@ type LineReaders struct {
 	kv   jetstream.KeyValue
 	self string
 
-	mu      sync.Mutex
+	mu sync.Mutex
 	// readers holds, per subscription, when each reader last announced it:
 	// an entry older than LineReadersTTL has expired from the bucket, which
 	// tells no watcher.
