@@ -10,8 +10,8 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/cache"
-	"k8s.io/client-go/transport"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -47,12 +47,12 @@ func tokenFrom(header string) (string, error) {
 	return "", fmt.Errorf("unsupported authorization scheme %q: use Bearer or Basic", scheme)
 }
 
-// reviewer verifies tokens with the TokenReview API, caching each verdict
-// briefly so a script's burst of calls costs one review.
+// reviewer asks the API server who a token belongs to, with a
+// SelfSubjectReview sent with that token, caching each answer briefly so a
+// script's burst of calls costs one review.
 type reviewer struct {
-	client    client.Client
-	audiences []string
-	ttl       time.Duration
+	as  client.Client // the callers' client
+	ttl time.Duration
 	// cache maps the SHA-256 of a token to its user.
 	cache *cache.LRUExpireCache
 }
@@ -61,8 +61,8 @@ type reviewer struct {
 // entry makes room.
 const maxCachedReviews = 4096
 
-func newReviewer(c client.Client, audiences []string, ttl time.Duration) *reviewer {
-	return &reviewer{client: c, audiences: audiences, ttl: ttl, cache: cache.NewLRUExpireCache(maxCachedReviews)}
+func newReviewer(as client.Client, ttl time.Duration) *reviewer {
+	return &reviewer{as: as, ttl: ttl, cache: cache.NewLRUExpireCache(maxCachedReviews)}
 }
 
 // errUnauthenticated wraps the reason a token was refused.
@@ -70,36 +70,28 @@ type errUnauthenticated struct{ reason string }
 
 func (e *errUnauthenticated) Error() string { return e.reason }
 
-// review returns who the token belongs to, as the impersonation of that
-// user. An invalid token is an
-// *errUnauthenticated; other errors mean the review could not be made.
-func (r *reviewer) review(ctx context.Context, token string) (*transport.ImpersonationConfig, error) {
+// review returns the caller the token belongs to. A token the API server
+// does not accept is an *errUnauthenticated; other errors mean the review
+// could not be made.
+func (r *reviewer) review(ctx context.Context, token string) (*caller, error) {
 	// Keyed by a hash: the cache holds no token.
 	key := sha256.Sum256([]byte(token))
 	if u, ok := r.cache.Get(key); ok {
-		return u.(*transport.ImpersonationConfig), nil
+		return &caller{token: token, user: u.(authenticationv1.UserInfo)}, nil
 	}
 
-	tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: r.audiences}}
-	if err := r.client.Create(ctx, tr); err != nil {
+	c := &caller{token: token}
+	ssr := &authenticationv1.SelfSubjectReview{}
+	if err := r.as.Create(withCaller(ctx, c), ssr); err != nil {
+		if apierrors.IsUnauthorized(err) {
+			return nil, &errUnauthenticated{reason: "the token is not valid: the Kubernetes API server does not accept it"}
+		}
 		return nil, fmt.Errorf("reviewing the token: %w", err)
 	}
-	if !tr.Status.Authenticated {
-		reason := "the token is not valid"
-		if tr.Status.Error != "" {
-			reason += ": " + tr.Status.Error
-		}
-		return nil, &errUnauthenticated{reason: reason}
+	if ssr.Status.UserInfo.Username == "" {
+		return nil, &errUnauthenticated{reason: "the token is not valid: the Kubernetes API server names no user for it"}
 	}
-	u := &transport.ImpersonationConfig{
-		UserName: tr.Status.User.Username,
-		UID:      tr.Status.User.UID,
-		Groups:   tr.Status.User.Groups,
-		Extra:    map[string][]string{},
-	}
-	for k, v := range tr.Status.User.Extra {
-		u.Extra[k] = v
-	}
-	r.cache.Add(key, u, r.ttl)
-	return u, nil
+	c.user = ssr.Status.UserInfo
+	r.cache.Add(key, c.user, r.ttl)
+	return c, nil
 }

@@ -28,9 +28,17 @@ const (
 	PathRepositories = "/api/v0/repositories/"
 )
 
-// namespaceListConcurrency bounds the lists a caller without cluster-wide
-// rights costs at once.
-const namespaceListConcurrency = 8
+// namespaceListConcurrency bounds the lists (and access reviews) a caller
+// without cluster-wide rights costs at once, and maxNamespaceLists the
+// lists of one request.
+const (
+	namespaceListConcurrency = 8
+	maxNamespaceLists        = 64
+)
+
+// CodeTooManyNamespaces: a listing would cost more than maxNamespaceLists
+// lists.
+const CodeTooManyNamespaces = "TOO_MANY_NAMESPACES"
 
 // keyField is the WebhookSubscription field selector on spec.key (a
 // selectable field of the CRD).
@@ -48,11 +56,15 @@ func (s *Server) routes() http.Handler {
 }
 
 // authenticated reviews the caller's token, then serves with a context
-// that impersonates the caller.
+// whose API requests carry it.
 func (s *Server) authenticated(route string, next func(http.ResponseWriter, *http.Request) *apiError) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() { requestsTotal.WithLabelValues(route, methodLabel(r.Method), fmt.Sprint(rec.status)).Inc() }()
+		// Before the token review: a flood costs the API server nothing.
+		if s.limits.limited(rec, r) {
+			return
+		}
 
 		token, err := tokenFrom(r.Header.Get("Authorization"))
 		if err != nil {
@@ -178,17 +190,13 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) *apiError {
 		return aerr
 	}
 	u, _ := callerFrom(ctx)
-	authorID := u.UID
-	if authorID == "" {
-		authorID = u.UserName
-	}
 	sub := &kubehookv1.WebhookSubscription{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:    ns,
 			GenerateName: strings.ToLower(strings.ReplaceAll(req.Type, "_", "-")) + "-",
 			Annotations: map[string]string{
-				kubehookv1.AuthorIDAnnotation: authorID,
-				kubehookv1.AuthorAnnotation:   u.UserName,
+				kubehookv1.AuthorIDAnnotation: u.authorID(),
+				kubehookv1.AuthorAnnotation:   u.user.Username,
 			},
 		},
 		Spec: kubehookv1.WebhookSubscriptionSpec{
@@ -203,7 +211,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) *apiError {
 		return fromAPI(err, "creating the subscription")
 	}
 	s.awaitCached(ctx, sub)
-	s.opts.Log.Info("subscription created through the DTR API", "user", u.UserName, "subscription", client.ObjectKeyFromObject(sub), "type", req.Type, "key", req.Key)
+	s.opts.Log.Info("subscription created through the DTR API", "user", u.user.Username, "subscription", client.ObjectKeyFromObject(sub), "type", req.Type, "key", req.Key)
 	writeJSON(w, http.StatusCreated, webhookFor(sub))
 	return nil
 }
@@ -222,7 +230,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, id string) *apiE
 		return fromAPI(err, "deleting the subscription")
 	}
 	u, _ := callerFrom(ctx)
-	s.opts.Log.Info("subscription deleted through the DTR API", "user", u.UserName, "subscription", client.ObjectKeyFromObject(sub))
+	s.opts.Log.Info("subscription deleted through the DTR API", "user", u.user.Username, "subscription", client.ObjectKeyFromObject(sub))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -282,6 +290,12 @@ func (s *Server) list(ctx context.Context, key *string) ([]Webhook, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
+	if len(namespaces) > maxNamespaceLists {
+		// Not how many: that is not every caller's business.
+		return nil, &apiError{status: http.StatusBadRequest, code: CodeTooManyNamespaces,
+			message: fmt.Sprintf("these subscriptions live in more namespaces than the %d one request lists for a caller who may not list webhooksubscriptions across the cluster: list one repository's (GET %s{namespace}/{repository}/webhooks), or ask for list rights across the cluster",
+				maxNamespaceLists, PathRepositories)}
+	}
 	// One list per namespace, a few at a time.
 	lists := make([][]kubehookv1.WebhookSubscription, len(namespaces))
 	allowed := make([]bool, len(namespaces))
@@ -311,17 +325,28 @@ func (s *Server) list(ctx context.Context, key *string) ([]Webhook, *apiError) {
 		listed = listed || allowed[i]
 	}
 	if !listed {
-		ok, err := s.access.inSomeNamespace(ctx, "list")
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		if !ok {
-			u, _ := callerFrom(ctx)
-			return nil, &apiError{status: http.StatusForbidden, code: CodeNotAuthorized,
-				message: fmt.Sprintf("user %q may not list webhooksubscriptions in any namespace", u.UserName)}
+		if aerr := s.mayListSomewhere(ctx); aerr != nil {
+			return nil, aerr
 		}
 	}
 	return sorted(items), nil
+}
+
+// mayListSomewhere refuses a caller who may list subscriptions in no
+// namespace. When that is not known (a right, if any, only beyond the
+// namespaces one request asks about), the caller gets the empty listing:
+// it tells nothing.
+func (s *Server) mayListSomewhere(ctx context.Context) *apiError {
+	verdict, err := s.access.inSomeNamespace(ctx, "list")
+	if err != nil {
+		return unavailable(err)
+	}
+	if verdict == nowhere {
+		u, _ := callerFrom(ctx)
+		return &apiError{status: http.StatusForbidden, code: CodeNotAuthorized,
+			message: fmt.Sprintf("user %q may not list webhooksubscriptions in any namespace", u.user.Username)}
+	}
+	return nil
 }
 
 // namespacesHolding returns the namespaces that hold subscriptions (to key,

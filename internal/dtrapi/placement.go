@@ -85,7 +85,7 @@ func (s *Server) place(ctx context.Context, key, want string) (string, *apiError
 		// The namespaces are not named: the caller may not be allowed to
 		// know them.
 		msg := fmt.Sprintf("user %q may not create webhooksubscriptions in any namespace that may hold key %q (%s)",
-			u.UserName, key, tenancyHint(key))
+			u.user.Username, key, tenancyHint(key))
 		if len(reasons) > 0 {
 			msg += ": " + strings.Join(reasons, "; ")
 		}
@@ -118,7 +118,7 @@ func (s *Server) placeIn(ctx context.Context, want, key string, cands []candidat
 	}
 	if !ok {
 		u, _ := callerFrom(ctx)
-		msg := fmt.Sprintf("user %q may not create webhooksubscriptions in namespace %q", u.UserName, want)
+		msg := fmt.Sprintf("user %q may not create webhooksubscriptions in namespace %q", u.user.Username, want)
 		if reason != "" {
 			msg += ": " + reason
 		}

@@ -3,11 +3,12 @@
 // Registry keep working.
 //
 // Callers authenticate with a Kubernetes token (Bearer, or Basic with the
-// token as password), verified with a TokenReview. Every read and write of
-// subscriptions is then made as the caller, through impersonation, so the
-// cluster's RBAC decides and kubehook's own rights never reach a caller.
-// kubehook's own identity only reviews tokens and reads namespace metadata
-// and a UID index from its cache to know where to look.
+// token as password). Every API request made for a caller carries that
+// token and no credential of kubehook's, as the Kubernetes Dashboard does:
+// the API server authenticates the caller (a SelfSubjectReview says who
+// they are) and its RBAC decides every read and write, so kubehook needs no
+// right to act for anyone. kubehook's own identity only reads namespace
+// metadata and a UID index from its cache, to know where to look.
 package dtrapi
 
 import (
@@ -31,26 +32,19 @@ import (
 	"github.com/kubehook/kubehook/internal/httpserve"
 )
 
-// kubehook reviews callers' tokens and acts as them:
-// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
-// +kubebuilder:rbac:groups="",resources=users;groups;serviceaccounts,verbs=impersonate
-// (RBAC has no "userextras/*" wildcard: "*" in this group covers uids and
-// every userextras/<key>, the only resources impersonation checks here.)
-// +kubebuilder:rbac:groups=authentication.k8s.io,resources=*,verbs=impersonate
-
 // Options configure the DTR API server.
 type Options struct {
 	// Addr is the listen address (--api-bind-address).
 	Addr string
 	// TLSCertFile and TLSKeyFile, when set, serve HTTPS.
 	TLSCertFile, TLSKeyFile string
-	// Config is kubehook's own API server config; the impersonating client
-	// is derived from it.
+	// Config is kubehook's own API server config; the callers' client takes
+	// its address and CA from it, none of its credentials.
 	Config *rest.Config
 	Scheme *runtime.Scheme
 	Mapper meta.RESTMapper
-	// Cache is kubehook's own cached client: TokenReviews, namespace
-	// metadata and the UID index (see IndexFields).
+	// Cache is kubehook's own cached client: namespace metadata and the UID
+	// index (see IndexFields).
 	Cache client.Client
 	// Sender makes test deliveries, with the SSRF guard of real ones.
 	Sender dispatcher.Sender
@@ -58,11 +52,13 @@ type Options struct {
 	// namespace, whatever the key; without it, the namespace must be one
 	// the tenancy rules allow for the key.
 	AnyNamespace bool
-	// Audiences of the TokenReview; empty means the API server's.
-	Audiences []string
 	// CacheTTL is how long a token review or access verdict is reused
 	// (default 10s).
 	CacheTTL time.Duration
+	// RateLimit is the requests a second one client address may make, in
+	// bursts of RateBurst; zero or less serves every request.
+	RateLimit float64
+	RateBurst int
 	// ShutdownTimeout bounds the wait for in-flight requests (default 15s).
 	ShutdownTimeout time.Duration
 	Log             logr.Logger
@@ -72,9 +68,10 @@ type Options struct {
 // replica (it keeps no state of its own).
 type Server struct {
 	opts     Options
-	as       client.Client // impersonates the caller
+	as       client.Client // sends the caller's token
 	reviewer *reviewer
 	access   *access
+	limits   *clientLimits // nil: no rate limit
 	handler  http.Handler
 }
 
@@ -92,15 +89,18 @@ func New(opts Options) (*Server, error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 15 * time.Second
 	}
-	as, err := newImpersonatingClient(opts.Config, opts.Scheme, opts.Mapper)
+	as, err := newCallerClient(opts.Config, opts.Scheme, opts.Mapper)
 	if err != nil {
-		return nil, fmt.Errorf("creating the impersonating client: %w", err)
+		return nil, fmt.Errorf("creating the callers' client: %w", err)
 	}
 	s := &Server{
 		opts:     opts,
 		as:       as,
-		reviewer: newReviewer(opts.Cache, opts.Audiences, opts.CacheTTL),
+		reviewer: newReviewer(as, opts.CacheTTL),
 		access:   &access{as: as, cache: opts.Cache, ttl: opts.CacheTTL, anywhere: cache.NewLRUExpireCache(maxCachedReviews)},
+	}
+	if opts.RateLimit > 0 {
+		s.limits = newClientLimits(opts.RateLimit, opts.RateBurst)
 	}
 	s.handler = s.routes()
 	return s, nil

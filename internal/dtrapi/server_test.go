@@ -15,6 +15,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
@@ -435,6 +436,7 @@ func TestAmbiguousPlacementIsSettledWithTheNamespaceParameter(t *testing.T) {
 	for _, name := range []string{first, second} {
 		g.Expect(admin.Create(ctx, namespaceAnnotated(name, regNS))).To(Succeed())
 	}
+	awaitCachedNamespaces(g, first, second)
 	body := map[string]any{"type": "TAG_PUSH", "key": regNS + "/app", "endpoint": "https://hooks.example.com/m"}
 	r := call(t, http.MethodPost, "/api/v0/webhooks", tokens[boss], body)
 	g.Expect(r.status).To(Equal(http.StatusBadRequest), string(r.body))
@@ -460,6 +462,18 @@ func count(g Gomega) int {
 	var list kubehookv1.WebhookSubscriptionList
 	g.Expect(admin.List(context.Background(), &list)).To(Succeed())
 	return len(list.Items)
+}
+
+// awaitCachedNamespaces waits until the API's cache (kubehook's) holds the
+// namespaces: placement reads their annotations from it.
+func awaitCachedNamespaces(g Gomega, names ...string) {
+	for _, name := range names {
+		g.Eventually(func() error {
+			ns := &metav1.PartialObjectMetadata{}
+			ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+			return apiOptions.Cache.Get(context.Background(), client.ObjectKey{Name: name}, ns)
+		}).Should(Succeed(), "namespace %s in the cache", name)
+	}
 }
 
 func namespaceAnnotated(name, registryNamespaces string) client.Object {

@@ -26,14 +26,18 @@ func (s *Server) test(w http.ResponseWriter, r *http.Request) *apiError {
 		return aerr
 	}
 	ctx := r.Context()
-	ok, err := s.access.inSomeNamespace(ctx, "create")
+	verdict, err := s.access.inSomeNamespace(ctx, "create")
 	if err != nil {
 		return unavailable(err)
 	}
-	if !ok {
+	if verdict != anywhere {
 		u, _ := callerFrom(ctx)
+		where := "any namespace"
+		if verdict == unknown {
+			where = fmt.Sprintf("any of the first %d namespaces (by name) one request asks about", maxNamespaceReviews)
+		}
 		return &apiError{status: http.StatusForbidden, code: CodeNotAuthorized,
-			message: fmt.Sprintf("user %q may not create webhooksubscriptions in any namespace, so may not test endpoints", u.UserName)}
+			message: fmt.Sprintf("user %q may not create webhooksubscriptions in %s, so may not test endpoints", u.user.Username, where)}
 	}
 
 	spec := kubehookv1.WebhookSubscriptionSpec{Type: kubehookv1.EventType(req.Type), Endpoint: req.Endpoint}
