@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -75,25 +76,28 @@ func FuzzParseAuthorization(f *testing.F) {
 			}
 		}
 		// Matching never accepts what was not configured.
-		if parseTokens([]byte("the-one-token")).match(tok) != (tok == "the-one-token") {
+		set, _ := parseTokens(SourceEvents, []byte("the-one-token"))
+		if _, ok := set.match(tok); ok != (tok == "the-one-token") {
 			t.Fatalf("token %q matched wrongly", tok)
 		}
 	})
 }
 
 func TestTokenSetMatchesWholeTokensOnly(t *testing.T) {
-	set := parseTokens([]byte("# rotation: old and new\n\n  old-token-0123456789  \nnew-token-9876543210\n"))
-	if len(set) != 2 {
-		t.Fatalf("parsed %d tokens, want 2 (comments and blank lines skipped)", len(set))
-	}
-	for _, ok := range []string{"old-token-0123456789", "new-token-9876543210"} {
-		if !set.match(ok) {
-			t.Errorf("%q refused", ok)
+	for _, source := range SourceNames {
+		set, errs := parseTokens(source, []byte("# rotation: old and new\n\n  old-token-0123456789  \nnew-token-9876543210\n"))
+		if len(set) != 2 || len(errs) != 0 {
+			t.Fatalf("%s: parsed %d tokens (%v), want 2 (comments and blank lines skipped)", source, len(set), errs)
 		}
-	}
-	for _, bad := range []string{"", "old-token", "old-token-0123456789x", "new-token-987654321", "# rotation: old and new", "OLD-TOKEN-0123456789"} {
-		if set.match(bad) {
-			t.Errorf("%q accepted", bad)
+		for _, ok := range []string{"old-token-0123456789", "new-token-9876543210"} {
+			if e, found := set.match(ok); !found || e.grant.Scoped {
+				t.Errorf("%s: %q refused or scoped", source, ok)
+			}
+		}
+		for _, bad := range []string{"", "old-token", "old-token-0123456789x", "new-token-987654321", "# rotation: old and new", "OLD-TOKEN-0123456789"} {
+			if _, found := set.match(bad); found {
+				t.Errorf("%s: %q accepted", source, bad)
+			}
 		}
 	}
 }
@@ -231,5 +235,125 @@ func TestTokensFromSecretAreRefreshed(t *testing.T) {
 	}
 	if a.Authenticate(SourceDistribution, "Bearer dist-from-secret-2") {
 		t.Fatal("a deleted Secret's token is still accepted")
+	}
+}
+
+// lineSecret is the token of the line-format tests; no error may show it.
+const lineSecret = "Line-Secret-Token-4f3e2d1c"
+
+func TestParseTokensScopedLines(t *testing.T) {
+	tests := []struct {
+		line string
+		want []string // nil: registry-wide
+		err  string   // part of the error; the line is refused
+	}{
+		{lineSecret, nil, ""},
+		{lineSecret + " namespaces=team-a", []string{"team-a"}, ""},
+		{"  " + lineSecret + "\tnamespaces=team-b,team-a,team-b  ", []string{"team-a", "team-b"}, ""},
+		{lineSecret + " namespaces=a.b_c__d-e", []string{"a.b_c__d-e"}, ""},
+		{lineSecret + " namespaces=", nil, "namespaces= is empty"},
+		{lineSecret + " namespaces=team-a,,team-b", nil, "empty entry"},
+		{lineSecret + " namespaces=team-a,", nil, "empty entry"},
+		{lineSecret + " namespaces=team-a, team-b", nil, "field 3 is not namespaces="},
+		{lineSecret + " namespaces=*", nil, "namespaces=* is not accepted"},
+		{lineSecret + " namespaces=Team-A", nil, `"Team-A" is not a registry namespace`},
+		{lineSecret + " namespaces=team-a/web", nil, `"team-a/web" is not a registry namespace`},
+		{lineSecret + " namespace=team-a", nil, "unknown option namespace="},
+		{lineSecret + " namespaces=team-a namespaces=team-b", nil, "given twice"},
+		{lineSecret + " " + lineSecret + "2", nil, "put one token per line"},
+		{lineSecret + " namespaces=team-a # team a", nil, "field 3 is not namespaces="},
+		{"namespaces=team-a " + lineSecret, nil, "write the token first"},
+	}
+	for _, tt := range tests {
+		set, errs := parseTokens(SourceEvents, []byte("# comment\n\n"+tt.line+"\n"))
+		e, found := set.match(lineSecret)
+		if tt.err == "" {
+			if len(errs) != 0 || !found || e.refused {
+				t.Errorf("%q: refused: %v", tt.line, errs)
+				continue
+			}
+			if e.grant.Scoped != (tt.want != nil) || !slices.Equal(e.grant.Namespaces, tt.want) {
+				t.Errorf("%q: grant %+v, want namespaces %v", tt.line, e.grant, tt.want)
+			}
+			continue
+		}
+		if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "line 3: ") || !strings.Contains(errs[0].Error(), tt.err) {
+			t.Errorf("%q: errors %v, want one for line 3 saying %q", tt.line, errs, tt.err)
+			continue
+		}
+		if strings.Contains(errs[0].Error(), "Line-Secret") {
+			t.Errorf("%q: the error shows the token: %v", tt.line, errs[0])
+		}
+		if found && !e.refused {
+			t.Errorf("%q: the token of a refused line is accepted with %+v", tt.line, e.grant)
+		}
+	}
+}
+
+func TestScopedLinesAreForTheEventsSourceOnly(t *testing.T) {
+	for _, source := range []string{SourceDistribution, SourceHarbor} {
+		set, errs := parseTokens(source, []byte(lineSecret+" namespaces=team-a\nBasic dXNlcjpwYXNz\n"))
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "line 1: namespaces= limits only tokens of the events source") || strings.Contains(errs[0].Error(), lineSecret) {
+			t.Fatalf("%s: errors %v, want one for line 1 without the token", source, errs)
+		}
+		for _, tok := range []string{lineSecret, lineSecret + " namespaces=team-a"} {
+			if e, found := set.match(tok); found && !e.refused {
+				t.Fatalf("%s: %q accepted from a refused line", source, tok)
+			}
+		}
+		// Lines with spaces that carry no scope are still whole tokens.
+		if e, found := set.match("Basic dXNlcjpwYXNz"); !found || e.refused || e.grant.Scoped {
+			t.Fatalf("%s: a whole-line token is no longer accepted registry-wide", source)
+		}
+	}
+}
+
+func TestTokenListedTwiceMayPublishOnlyWhatEveryListingAllows(t *testing.T) {
+	const tok = "twice-listed-token-0123456"
+	tests := []struct {
+		file    string
+		refused bool
+		want    []string // nil: registry-wide
+	}{
+		{tok + "\n" + tok + "\n", false, nil},
+		{tok + " namespaces=a,b\n" + tok + " namespaces=b,c\n", false, []string{"b"}},
+		{tok + "\n" + tok + " namespaces=a\n", false, []string{"a"}},
+		{tok + " namespaces=a\n" + tok + "\n", false, []string{"a"}},
+		{tok + " namespaces=a\n" + tok + " namespaces=b\n", false, []string{}},
+		{tok + "\n" + tok + " namespace=a\n", true, nil},
+	}
+	for _, tt := range tests {
+		set, _ := parseTokens(SourceEvents, []byte(tt.file))
+		if len(set) != 1 {
+			t.Fatalf("%q: %d entries, want the token once", tt.file, len(set))
+		}
+		e, found := set.match(tok)
+		if !found || e.refused != tt.refused {
+			t.Fatalf("%q: found %v, refused %v; want refused %v", tt.file, found, e.refused, tt.refused)
+		}
+		if !tt.refused && (e.grant.Scoped != (tt.want != nil) || !slices.Equal(e.grant.Namespaces, tt.want)) {
+			t.Fatalf("%q: grant %+v, want %v", tt.file, e.grant, tt.want)
+		}
+	}
+
+	// In the file and the Secret: the narrower wins; a refused line refuses.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events")
+	writeAtomically(t, path, tok+"\n")
+	key := types.NamespacedName{Namespace: "kubehook-system", Name: "source-tokens"}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Data: map[string][]byte{SourceEvents: []byte(tok + " namespaces=team-a\n")}}
+	c := fake.NewClientBuilder().WithObjects(secret).Build()
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	a := NewAuthenticator(AuthOptions{TokenFiles: map[string]string{SourceEvents: path}, Secret: key, Reader: c, Now: clock.Now})
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g, ok := a.Authorize(SourceEvents, "Bearer "+tok); !ok || !g.Scoped || !slices.Equal(g.Namespaces, []string{"team-a"}) {
+		t.Fatalf("bare in the file, scoped in the Secret: %+v, %v; want team-a only", g, ok)
+	}
+	writeAtomically(t, path, tok+" namespaces=team-a,\n")
+	clock.Add(5 * time.Second)
+	if g, ok := a.Authorize(SourceEvents, "Bearer "+tok); ok {
+		t.Fatalf("refused in the file, scoped in the Secret: accepted with %+v", g)
 	}
 }

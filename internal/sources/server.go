@@ -40,6 +40,7 @@ const (
 const (
 	CodeBadRequest           = "BAD_REQUEST"
 	CodeUnauthorized         = "UNAUTHORIZED"
+	CodeForbidden            = "FORBIDDEN"
 	CodeNotFound             = "NOT_FOUND"
 	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
 	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
@@ -123,9 +124,10 @@ type route struct {
 }
 
 // Server is the sources HTTP server: it authenticates and bounds each
-// request, parses the whole body, publishes every resulting event with one
-// Publish call, and answers 202 only after that call returned, so the
-// sender retries anything kubehook did not durably accept.
+// request, parses the whole body, refuses it (403) when a scoped token sent
+// an event outside its registry namespaces, publishes every resulting event
+// with one Publish call, and answers 202 only after that call returned, so
+// the sender retries anything kubehook did not durably accept.
 //
 // It is a manager.Runnable that runs on every replica: each replica's
 // controller registers every subscription, so any of them matches and
@@ -290,7 +292,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 		reject(http.StatusMethodNotAllowed, ReasonMethodNotAllowed, ErrorDetail{Code: CodeMethodNotAllowed, Message: fmt.Sprintf("method %s not allowed; use POST", r.Method)})
 		return
 	}
-	if !s.opts.Auth.Authenticate(rt.source, r.Header.Get("Authorization")) {
+	grant, ok := s.opts.Auth.Authorize(rt.source, r.Header.Get("Authorization"))
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kubehook"`)
 		reject(http.StatusUnauthorized, ReasonUnauthorized, ErrorDetail{Code: CodeUnauthorized, Message: "a valid bearer token for the " + rt.source + " source is required"})
 		return
@@ -328,6 +331,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 		log.Error(err, "mapping source request")
 		RequestsRejectedTotal.WithLabelValues(rt.source, ReasonInternal).Inc()
 		writeError(w, http.StatusInternalServerError, ErrorDetail{Code: CodeInternal, Message: "the request could not be mapped; see kubehook's log"})
+		return
+	}
+
+	// A scoped token's request is refused whole when one event is outside
+	// its namespaces, before anything is published.
+	if d := grant.forbidden(events, body); d != nil {
+		reject(http.StatusForbidden, ReasonForbidden, *d)
 		return
 	}
 
