@@ -20,12 +20,14 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/controllers"
+	"github.com/kubehook/kubehook/internal/clusterranges"
 	"github.com/kubehook/kubehook/internal/dispatcher"
 	"github.com/kubehook/kubehook/internal/dtrapi"
 	"github.com/kubehook/kubehook/internal/engine"
@@ -64,6 +66,7 @@ type Options struct {
 
 	// Delivery
 	AllowEndpointCIDRs      string
+	DenyEndpointCIDRs       string
 	DeliveryConcurrency     int
 	InFlightPerSubscription int
 	InFlightPerHost         int
@@ -102,7 +105,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.NATSReplicas, "nats-replicas", 1, "Stream replicas on an external NATS cluster (3 survives the loss of a server).")
 	fs.DurationVar(&o.NATSSyncInterval, "nats-sync-interval", 0, "How often the embedded file store is flushed to disk; 0 keeps the NATS default (2m). A killed process loses nothing; a lost machine may lose this much.")
 
-	fs.StringVar(&o.AllowEndpointCIDRs, "allow-endpoint-cidrs", "", "Comma-separated address ranges endpoints may resolve to although they are loopback, private or link-local (refused by default).")
+	fs.StringVar(&o.AllowEndpointCIDRs, "allow-endpoint-cidrs", "", "Comma-separated address ranges endpoints may resolve to although they are loopback, private, link-local or another special range, or the cluster's own Service and Pod ranges (refused by default).")
+	fs.StringVar(&o.DenyEndpointCIDRs, "deny-endpoint-cidrs", "", "Comma-separated address ranges endpoints may not resolve to, besides those refused by default; a denied address stays refused even when --allow-endpoint-cidrs holds it.")
 	fs.IntVar(&o.DeliveryConcurrency, "delivery-concurrency", 256, "Delivery attempts in flight at once, across all subscriptions.")
 	fs.IntVar(&o.InFlightPerSubscription, "max-in-flight-per-subscription", 8, "Delivery attempts in flight at once for one subscription, so a slow endpoint never holds more workers.")
 	fs.IntVar(&o.InFlightPerHost, "max-in-flight-per-host", 32, "Delivery attempts in flight at once to one endpoint host (host:port), across its subscriptions.")
@@ -133,21 +137,15 @@ func parseSecretRef(flagName, v string) (types.NamespacedName, error) {
 	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
 
-// allowCIDRs parses --allow-endpoint-cidrs.
-func (o *Options) allowCIDRs() ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, part := range strings.Split(o.AllowEndpointCIDRs, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(part)
-		if err != nil {
-			return nil, fmt.Errorf("--allow-endpoint-cidrs: %q is not a CIDR range: %w", part, err)
-		}
-		out = append(out, p.Masked())
+// endpointCIDRs parses --allow-endpoint-cidrs and --deny-endpoint-cidrs.
+func (o *Options) endpointCIDRs() (allow, deny []netip.Prefix, err error) {
+	if allow, err = sender.ParseCIDRs(o.AllowEndpointCIDRs); err != nil {
+		return nil, nil, fmt.Errorf("--allow-endpoint-cidrs: %w", err)
 	}
-	return out, nil
+	if deny, err = sender.ParseCIDRs(o.DenyEndpointCIDRs); err != nil {
+		return nil, nil, fmt.Errorf("--deny-endpoint-cidrs: %w", err)
+	}
+	return allow, deny, nil
 }
 
 func (o *Options) queueConfig() queue.Config {
@@ -216,6 +214,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme,
+		Cache:                   cache.Options{ByObject: clusterranges.CacheByObject()},
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
@@ -229,7 +228,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		return fmt.Errorf("creating manager: %w", err)
 	}
 
-	cidrs, err := o.allowCIDRs()
+	allowCIDRs, denyCIDRs, err := o.endpointCIDRs()
 	if err != nil {
 		return err
 	}
@@ -243,7 +242,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 	loaded := &loadGate{reader: mgr.GetClient(), reg: reg, timeout: time.Minute}
 	tracker := outcomes.New(o.StatusSyncPeriod)
 	tracker.CountFrom(q)
-	snd := sender.New(sender.Options{Concurrency: o.DeliveryConcurrency, AllowCIDRs: cidrs})
+	snd := sender.New(sender.Options{Concurrency: o.DeliveryConcurrency, AllowCIDRs: allowCIDRs, DenyCIDRs: denyCIDRs, AwaitClusterRanges: true})
+	// The cluster's own ranges are refused too. Registered before the
+	// manager starts, their informers are listed before deliveries start.
+	ranges, err := clusterranges.Setup(ctx, mgr, snd.SetClusterRanges, ctrl.Log.WithName("cluster-ranges"))
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(ranges); err != nil {
+		return fmt.Errorf("adding the cluster ranges reader: %w", err)
+	}
 	// With an external NATS several replicas may deliver: each sends its
 	// outcomes to the leader, the one status writer. Embedded, this process
 	// is the only one.

@@ -42,6 +42,8 @@ func TestClassifyAddresses(t *testing.T) {
 		"ff05::2":              "multicast",
 		"2001:4860:4860::8888": "",
 		"2606:4700::1111":      "",
+		"2001:db8::1":          "documentation",
+		"2001::1":              "Teredo",
 		// IPv6 forms carrying an IPv4 address
 		"::ffff:127.0.0.1":       "loopback",
 		"::ffff:10.1.2.3":        "private",
@@ -103,12 +105,13 @@ func TestGuardAllowCIDRs(t *testing.T) {
 func TestGuardControl(t *testing.T) {
 	g := newGuard(nil)
 	for address, ok := range map[string]bool{
-		"8.8.8.8:443":          true,
-		"[2001:db8::1]:443":    true,
-		"10.0.0.1:80":          false,
-		"[fe80::1%eth0]:80":    false,
-		"[::ffff:127.0.0.1]:1": false,
-		"not-an-address":       false,
+		"8.8.8.8:443":           true,
+		"[2606:4700::1111]:443": true,
+		"[2001:db8::1]:443":     false,
+		"10.0.0.1:80":           false,
+		"[fe80::1%eth0]:80":     false,
+		"[::ffff:127.0.0.1]:1":  false,
+		"not-an-address":        false,
 	} {
 		if err := g.control("tcp", address, nil); (err == nil) != ok {
 			t.Errorf("control(%q) = %v, want ok %v", address, err, ok)
@@ -118,7 +121,7 @@ func TestGuardControl(t *testing.T) {
 
 // FuzzGuard: the guard never panics; an address, its IPv4-mapped form and
 // its zoned form get the same answer; an address inside an allowed prefix
-// is allowed.
+// is allowed, unless the prefix is also denied.
 func FuzzGuard(f *testing.F) {
 	for _, s := range []string{"127.0.0.1", "10.0.0.5", "8.8.8.8", "::1", "64:ff9b::a00:1", "2002:a00:1::", "fe80::1", "::ffff:169.254.169.254", "::a00:1"} {
 		a := netip.MustParseAddr(s).As16()
@@ -154,6 +157,12 @@ func FuzzGuard(f *testing.F) {
 		}
 		if err := newGuard([]netip.Prefix{p}).check(a); err != nil {
 			t.Fatalf("%s refused although %s is allowed: %v", a, p, err)
+		}
+		// Denying wins over allowing.
+		gd := newGuard([]netip.Prefix{p})
+		gd.deny = newPrefixSet([]netip.Prefix{p})
+		if gd.check(a) == nil {
+			t.Fatalf("%s allowed although %s is denied", a, p)
 		}
 	})
 }

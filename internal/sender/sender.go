@@ -4,9 +4,10 @@
 // deactivation belong to the caller, which gets what it needs to decide in
 // the Result (status code, Retry-After, error). Redirects are not followed.
 // Connections go through an address guard that refuses loopback, private,
-// link-local and other internal addresses at connect time unless they are
-// allowed, and are pooled per TLS configuration so that deliveries to the
-// same endpoint reuse them.
+// link-local and other internal addresses, denied ranges and the cluster's
+// own Service and Pod ranges at connect time unless they are allowed, and
+// are pooled per TLS configuration so that deliveries to the same endpoint
+// reuse them.
 //
 // The sender keeps no global state and registers no metrics.
 package sender
@@ -108,6 +109,14 @@ type Options struct {
 	// AllowCIDRs are address ranges endpoints may resolve to even though
 	// the guard refuses them otherwise (the --allow-endpoint-cidrs flag).
 	AllowCIDRs []netip.Prefix
+	// DenyCIDRs are address ranges endpoints may not resolve to, on top of
+	// the guard's own (the --deny-endpoint-cidrs flag). A denied address is
+	// refused even when an allowed range holds it.
+	DenyCIDRs []netip.Prefix
+	// AwaitClusterRanges refuses every address that AllowCIDRs does not
+	// allow until SetClusterRanges is first called, so that nothing is
+	// delivered into the cluster's own ranges before they are known.
+	AwaitClusterRanges bool
 	// Now is the clock used for Retry-After dates and for a Request with no
 	// Timestamp; time.Now when nil. Durations use the monotonic clock.
 	Now func() time.Time
@@ -143,6 +152,8 @@ func New(o Options) *Sender {
 		guard:     newGuard(o.AllowCIDRs),
 		userAgent: version.UserAgent(),
 	}
+	s.guard.deny = newPrefixSet(o.DenyCIDRs)
+	s.guard.awaitCluster = o.AwaitClusterRanges
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -160,6 +171,14 @@ func New(o Options) *Sender {
 		return newTransport(s.dialer, cfg, maxIdle, conc)
 	})
 	return s
+}
+
+// SetClusterRanges replaces the cluster's own Service and Pod ranges, which
+// the guard refuses unless AllowCIDRs allows them. It is safe to call while
+// Sends run; connections made after it returns are checked against the new
+// ranges (pooled connections already open stay open).
+func (s *Sender) SetClusterRanges(service, pod []netip.Prefix) {
+	s.guard.setCluster(service, pod)
 }
 
 // CloseIdleConnections closes the idle connections of every pooled
