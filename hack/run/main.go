@@ -35,8 +35,10 @@ const (
 func main() {
 	var opts app.Options
 	opts.BindFlags(flag.CommandLine)
-	// Local runs bind to loopback only.
+	// Local runs bind to loopback only; metrics are plain HTTP there, so
+	// curl needs no token (a deployed kubehook serves them over HTTPS).
 	_ = flag.Set("metrics-bind-address", "127.0.0.1:8080")
+	_ = flag.Set("metrics-secure", "false")
 	_ = flag.Set("health-probe-bind-address", "127.0.0.1:8081")
 	_ = flag.Set("api-bind-address", apiAddr)
 	// Local examples deliver to receivers on this machine.

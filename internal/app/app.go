@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
@@ -50,8 +52,16 @@ func init() {
 // Options are kubehook's command-line settings.
 type Options struct {
 	MetricsAddr string
-	ProbeAddr   string
-	LeaderElect bool
+	// MetricsSecure serves metrics over HTTPS to callers whose Kubernetes
+	// token may get /metrics; MetricsCertPath (a directory) holds
+	// MetricsCertName and MetricsCertKey, else the certificate is
+	// self-signed.
+	MetricsSecure   bool
+	MetricsCertPath string
+	MetricsCertName string
+	MetricsCertKey  string
+	ProbeAddr       string
+	LeaderElect     bool
 	// LeaderElectionNamespace holds the Lease; empty is the Pod's namespace
 	// in a cluster.
 	LeaderElectionNamespace string
@@ -77,6 +87,8 @@ type Options struct {
 
 	// Event sources
 	EventsAddr                string
+	EventsTLSCertFile         string
+	EventsTLSKeyFile          string
 	DistributionTokenFile     string
 	HarborTokenFile           string
 	EventsTokenFile           string
@@ -93,7 +105,11 @@ type Options struct {
 
 // BindFlags registers the options as flags, with their defaults.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 turns it off.")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to (:8443 for HTTPS, :8080 for HTTP with --metrics-secure=false); 0 turns it off.")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, only to callers whose Kubernetes token (TokenReview) may get the /metrics URL (SubjectAccessReview); false serves plain HTTP to anyone.")
+	fs.StringVar(&o.MetricsCertPath, "metrics-cert-path", "", "Directory holding the metrics server's certificate and key (reloaded when they change); empty uses a self-signed certificate.")
+	fs.StringVar(&o.MetricsCertName, "metrics-cert-name", "tls.crt", "File name of the metrics server's certificate in --metrics-cert-path.")
+	fs.StringVar(&o.MetricsCertKey, "metrics-cert-key", "tls.key", "File name of the metrics server's private key in --metrics-cert-path.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader among replicas: every replica accepts events and delivers, the leader alone writes status, sends test deliveries and replays dead letters. Needed with more than one replica.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; empty is the Pod's own namespace in a cluster (needed out of a cluster).")
@@ -116,6 +132,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ShutdownGracePeriod, "shutdown-grace-period", 20*time.Second, "How long in-flight attempts may finish at shutdown; the rest stay queued.")
 
 	fs.StringVar(&o.EventsAddr, "events-bind-address", ":8090", "Address the event sources server (POST /v1/sources/distribution, /v1/sources/harbor, /v1/events) binds to; 0 turns it off. Served by every replica.")
+	fs.StringVar(&o.EventsTLSCertFile, "events-tls-cert-file", "", "PEM certificate to serve the event sources over HTTPS (with --events-tls-key-file), reloaded when the file changes; without it they are plain HTTP, and sources send their tokens in clear.")
+	fs.StringVar(&o.EventsTLSKeyFile, "events-tls-key-file", "", "PEM private key of --events-tls-cert-file, reloaded with it.")
 	fs.StringVar(&o.DistributionTokenFile, "distribution-token-file", "", "File of bearer tokens (one per line, re-read when it changes) the Distribution registry must send to /v1/sources/distribution.")
 	fs.StringVar(&o.HarborTokenFile, "harbor-token-file", "", "File of tokens (one per line) Harbor must send as its Authorization header, with or without \"Bearer \", to /v1/sources/harbor.")
 	fs.StringVar(&o.EventsTokenFile, "events-token-file", "", "File of bearer tokens (one per line, re-read when it changes) producers of native events must send to /v1/events. A line \"<token> namespaces=team-a,team-b\" limits that token to those registry namespaces (403 for any other); a bare token may publish for every namespace.")
@@ -158,6 +176,9 @@ func (o *Options) queueConfig() queue.Config {
 
 // sourcesServer builds the event sources server from the flags.
 func (o *Options) sourcesServer(mgr manager.Manager, pub *engine.Publisher, loaded *loadGate, shared sources.SharedResolutions) (*sources.Server, error) {
+	if (o.EventsTLSCertFile == "") != (o.EventsTLSKeyFile == "") {
+		return nil, fmt.Errorf("--events-tls-cert-file and --events-tls-key-file go together: set both or neither")
+	}
 	auth := sources.AuthOptions{
 		TokenFiles: map[string]string{
 			sources.SourceDistribution: o.DistributionTokenFile,
@@ -176,6 +197,8 @@ func (o *Options) sourcesServer(mgr manager.Manager, pub *engine.Publisher, load
 	}
 	opts := sources.ServerOptions{
 		Addr:         o.EventsAddr,
+		TLSCertFile:  o.EventsTLSCertFile,
+		TLSKeyFile:   o.EventsTLSKeyFile,
 		RegistryHost: o.RegistryHost,
 		Auth:         sources.NewAuthenticator(auth),
 		Publisher:    pub,
@@ -205,6 +228,39 @@ func (o *Options) sourcesServer(mgr manager.Manager, pub *engine.Publisher, load
 	return sources.NewServer(opts)
 }
 
+// The secure metrics server reviews each scraper's token and asks whether
+// it may GET /metrics:
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
+// metricsOptions configures the metrics server as the kubebuilder v4
+// scaffold does. Secure, every scrape is authenticated with a TokenReview
+// and authorized with a SubjectAccessReview for GET of the non-resource
+// URL /metrics (the ClusterRole in config/rbac/metrics_reader_role.yaml).
+func (o *Options) metricsOptions() metricsserver.Options {
+	opts := metricsserver.Options{
+		BindAddress:   o.MetricsAddr,
+		SecureServing: o.MetricsSecure,
+		// HTTP/1.1 only, as the scaffold: HTTP/2 stream resets
+		// (CVE-2023-44487, CVE-2023-39325) are out of reach.
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+			c.NextProtos = []string{"http/1.1"}
+			c.MinVersion = tls.VersionTLS12
+		}},
+	}
+	if o.MetricsSecure {
+		opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	// Without a directory controller-runtime generates a self-signed
+	// certificate; with one it watches the files and reloads them.
+	if o.MetricsCertPath != "" {
+		opts.CertDir = o.MetricsCertPath
+		opts.CertName = o.MetricsCertName
+		opts.KeyName = o.MetricsCertKey
+	}
+	return opts
+}
+
 // Run starts kubehook against the cluster of cfg and blocks until ctx ends.
 // Extra runnables (the local registry and sample receiver of `make run`)
 // start and stop with the manager.
@@ -215,7 +271,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme,
 		Cache:                   cache.Options{ByObject: clusterranges.CacheByObject()},
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                 o.metricsOptions(),
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "kubehook.kubehook.io",

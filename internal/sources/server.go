@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,6 +84,11 @@ type AcceptedBody struct {
 type ServerOptions struct {
 	// Addr is the listen address (--events-bind-address, default ":8090").
 	Addr string
+	// TLSCertFile and TLSKeyFile, both or neither, serve HTTPS with a
+	// certificate reloaded when the files change (--events-tls-cert-file,
+	// --events-tls-key-file); neither serves plain HTTP.
+	TLSCertFile string
+	TLSKeyFile  string
 	// SharedResolutions, when set, shares tag resolutions (HEAD of a tag,
 	// then GET of its digest) with the other replicas.
 	SharedResolutions SharedResolutions
@@ -156,6 +162,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	}
 	if opts.Publisher == nil {
 		return nil, errors.New("sources: a Publisher is required")
+	}
+	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
+		return nil, errors.New("sources: a TLS certificate file needs its key file, and a key file its certificate file")
 	}
 	if opts.Addr == "" {
 		opts.Addr = ":8090"
@@ -237,6 +246,17 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	go s.opts.Auth.run(ctx)
 
+	// Before waiting for the subscriptions, so a bad certificate stops
+	// kubehook at once.
+	var tlsConfig *tls.Config
+	if s.opts.TLSCertFile != "" {
+		cfg, err := httpserve.TLSConfig(ctx, s.opts.TLSCertFile, s.opts.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("sources server: %w", err)
+		}
+		tlsConfig = cfg
+	}
+
 	if s.opts.WaitReady != nil {
 		if err := s.opts.WaitReady(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -250,6 +270,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sources server: %w", err)
 	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
 	s.addr = ln.Addr()
 	close(s.listening)
 	srv := &http.Server{
@@ -260,7 +283,7 @@ func (s *Server) Start(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-	log.Info("serving event sources", "address", s.addr.String())
+	log.Info("serving event sources", "address", s.addr.String(), "tls", tlsConfig != nil)
 	if err := httpserve.Serve(ctx, srv, ln, s.opts.ShutdownTimeout); err != nil {
 		return fmt.Errorf("sources server: %w", err)
 	}

@@ -111,6 +111,8 @@ func start(t testing.TB, name string, flags ...string) *kubehook {
 	}
 	args, err := json.Marshal(append([]string{
 		"--metrics-bind-address=" + p.metricsAddr,
+		// The tests scrape /metrics over plain HTTP without a token.
+		"--metrics-secure=false",
 		"--health-probe-bind-address=" + p.probeAddr,
 		"--events-bind-address=" + p.eventsAddr,
 		"--api-bind-address=0",

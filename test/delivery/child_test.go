@@ -86,12 +86,20 @@ type kubehookConfig struct {
 	metricsAddr string
 	probeAddr   string
 	eventsAddr  string
+	// kubeconfig, when set, replaces the admin kubeconfig.
+	kubeconfig string
 	// flags follow the harness's own, so they override them.
 	flags []string
 }
 
 // kubehookOption changes the configuration start uses.
 type kubehookOption func(*kubehookConfig)
+
+// withKubeconfig runs kubehook with the kubeconfig at path (another
+// user's credentials) instead of the admin's.
+func withKubeconfig(path string) kubehookOption {
+	return func(c *kubehookConfig) { c.kubeconfig = path }
+}
 
 // withFlags adds kubehook flags, overriding the harness's defaults
 // (a repeated flag keeps its last value).
@@ -102,6 +110,8 @@ func withFlags(flags ...string) kubehookOption {
 func (c *kubehookConfig) args() []string {
 	return append([]string{
 		"--metrics-bind-address=" + c.metricsAddr,
+		// The tests scrape /metrics over plain HTTP without a token.
+		"--metrics-secure=false",
 		"--health-probe-bind-address=" + c.probeAddr,
 		"--events-bind-address=" + c.eventsAddr,
 		"--api-bind-address=0",
@@ -166,13 +176,17 @@ func run(t *testing.T, cfg *kubehookConfig) *kubehook {
 	if err != nil {
 		t.Fatal(err)
 	}
+	kubeconfig := kubeconfigPath
+	if cfg.kubeconfig != "" {
+		kubeconfig = cfg.kubeconfig
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKubehookChild$", "-test.count=1", "-test.v",
 		"-test.timeout="+childLifetime.String())
 	cmd.Env = append(os.Environ(),
 		childEnv+"=1",
 		childDataDirEnv+"="+cfg.dataDir,
 		childArgsEnv+"="+string(args),
-		"KUBECONFIG="+kubeconfigPath,
+		"KUBECONFIG="+kubeconfig,
 	)
 	p := &kubehook{cfg: cfg, cmd: cmd, out: &lockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
