@@ -9,6 +9,7 @@ K8SBIN ?= $(LOCALBIN)/k8s
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CRANE ?= $(LOCALBIN)/crane
 KUBECTL ?= $(K8SBIN)/kubectl
+HELM ?= $(LOCALBIN)/helm
 KUSTOMIZE ?= $(KUBECTL) kustomize
 
 FUZZTIME ?= 10s
@@ -44,9 +45,16 @@ help: ## Show this help.
 
 ##@ Development
 
+# The chart installs these same files (charts/kubehook/manifests).
+CHART_MANIFESTS = config/crd/bases/kubehook.io_webhooksubscriptions.yaml config/rbac/role.yaml \
+	config/rbac/leader_election_role.yaml config/rbac/metrics_reader_role.yaml \
+	config/rbac/webhooksubscription_viewer_role.yaml config/rbac/webhooksubscription_editor_role.yaml \
+	config/rbac/webhooksubscription_admin_role.yaml config/policies/author.yaml
+
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the API markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the API markers, and copy them into the chart.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=false webhook paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	cp $(CHART_MANIFESTS) charts/kubehook/manifests/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods for the API types.
@@ -74,8 +82,8 @@ fuzz: ## Run every fuzz target (func Fuzz... in *_test.go) for FUZZTIME each (de
 	done
 
 .PHONY: test
-test: manifests generate vet $(ENVTEST_ASSETS) ## Run every test, envtest included (builds the control plane first if missing).
-	@git diff --quiet -- config api || { echo "generated files are out of date: commit the output of 'make manifests generate'"; git --no-pager diff --stat -- config api; exit 1; }
+test: manifests generate vet $(ENVTEST_ASSETS) $(HELM) ## Run every test, envtest included (builds the control plane first if missing).
+	@git diff --quiet -- config api charts/kubehook/manifests || { echo "generated files are out of date: commit the output of 'make manifests generate'"; git --no-pager diff --stat -- config api charts/kubehook/manifests; exit 1; }
 	go test ./... -p 1 -count=1 -timeout 30m
 
 .PHONY: bench
@@ -118,7 +126,7 @@ undeploy: $(KUBECTL) ## Remove kubehook from the cluster in KUBECONFIG.
 ##@ Tools
 
 .PHONY: tools
-tools: $(CONTROLLER_GEN) $(CRANE) $(K8SBIN)/kube-apiserver $(K8SBIN)/etcd $(KUBECTL) ## Build controller-gen, crane, kube-apiserver, etcd and kubectl into bin/.
+tools: $(CONTROLLER_GEN) $(CRANE) $(K8SBIN)/kube-apiserver $(K8SBIN)/etcd $(KUBECTL) $(HELM) ## Build controller-gen, crane, kube-apiserver, etcd, kubectl and helm into bin/.
 
 TOOLS_MOD = hack/tools/go.mod hack/tools/go.sum
 
@@ -137,6 +145,10 @@ $(K8SBIN)/kube-apiserver: $(TOOLS_MOD) hack/tools/cmd/kube-apiserver/main.go
 $(KUBECTL): $(TOOLS_MOD) hack/tools/cmd/kubectl/main.go
 	@echo "building kubectl $(K8S_VERSION) into $@ (the first build takes a minute or two)"
 	cd hack/tools && go build -ldflags "$(K8S_LDFLAGS)" -o $@ ./cmd/kubectl
+
+$(HELM): hack/tools/helm/go.mod hack/tools/helm/go.sum
+	@echo "building helm into $@ (about 4 minutes the first time)"
+	cd hack/tools/helm && go build -o $@ helm.sh/helm/v4/cmd/helm
 
 $(K8SBIN)/etcd: hack/tools/etcd/go.mod hack/tools/etcd/go.sum hack/tools/etcd/main.go
 	@echo "building etcd into $@ (about 30 seconds the first time)"
