@@ -33,6 +33,7 @@ import (
 	"github.com/kubehook/kubehook/internal/dispatcher"
 	"github.com/kubehook/kubehook/internal/dtrapi"
 	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/queue"
 	"github.com/kubehook/kubehook/internal/registry"
@@ -84,6 +85,8 @@ type Options struct {
 	BreakerCooldown         time.Duration
 	StatusSyncPeriod        time.Duration
 	ShutdownGracePeriod     time.Duration
+	// PerSubscriptionMetrics adds series labelled with each subscription.
+	PerSubscriptionMetrics bool
 
 	// Event sources
 	EventsAddr                string
@@ -130,6 +133,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.BreakerCooldown, "breaker-cooldown", 10*time.Second, "How long an open circuit breaker waits before its probe; doubled after each failed probe, up to 5m.")
 	fs.DurationVar(&o.StatusSyncPeriod, "status-sync-period", 10*time.Second, "At most one status write per subscription per period for ordinary delivery outcomes; transitions are written at once.")
 	fs.DurationVar(&o.ShutdownGracePeriod, "shutdown-grace-period", 20*time.Second, "How long in-flight attempts may finish at shutdown; the rest stay queued.")
+	fs.BoolVar(&o.PerSubscriptionMetrics, "per-subscription-metrics", false, "Also count deliveries by subscription (kubehook_subscription_deliveries_total{namespace,name,result}): up to one series per subscription and result, so the metrics grow with the number of subscriptions.")
 
 	fs.StringVar(&o.EventsAddr, "events-bind-address", ":8090", "Address the event sources server (POST /v1/sources/distribution, /v1/sources/harbor, /v1/events) binds to; 0 turns it off. Served by every replica.")
 	fs.StringVar(&o.EventsTLSCertFile, "events-tls-cert-file", "", "PEM certificate to serve the event sources over HTTPS (with --events-tls-key-file), reloaded when the file changes; without it they are plain HTTP, and sources send their tokens in clear.")
@@ -330,6 +334,11 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		reporter = fwd
 		engineRunnables = append(engineRunnables, fwd, outcomes.NewReceiver(q.Conn(), tracker))
 	}
+	// Off by default: its series grow with the number of subscriptions.
+	var perSubscription *metrics.PerSubscription
+	if o.PerSubscriptionMetrics {
+		perSubscription = metrics.NewPerSubscription()
+	}
 	disp := dispatcher.New(q, reg, snd, reporter, dispatcher.Options{
 		Concurrency:      o.DeliveryConcurrency,
 		PerSubscription:  o.InFlightPerSubscription,
@@ -340,10 +349,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 		Loaded:           loaded.Wait,
 		Exists:           controllers.SubscriptionExists(mgr.GetAPIReader()),
 		Lines:            lines,
+
+		PerSubscriptionMetrics: perSubscription,
 	})
 	// The dispatcher and the gauges run on every replica; the tracker (and
 	// the outcome receiver) on the leader, which writes status.
-	engineRunnables = append(engineRunnables, everyReplica{disp}, tracker, everyReplica{&gauges{queue: q, registry: reg}})
+	engineRunnables = append(engineRunnables, everyReplica{disp}, tracker, everyReplica{&gauges{queue: q, registry: reg, perSubscription: perSubscription}})
 	for _, r := range append(engineRunnables, extra...) {
 		if err := mgr.Add(r); err != nil {
 			return fmt.Errorf("adding the delivery engine: %w", err)

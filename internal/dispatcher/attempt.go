@@ -74,7 +74,7 @@ func (d *Dispatcher) attempt(m *queue.Msg, t *ticket) (attempted, ok bool) {
 	probed = true
 	out.CircuitOpenUntil = d.recordHost(t, sub.Endpoint, healthOf(res))
 	if res.OK() {
-		metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultSuccess).Inc()
+		d.count(m, metrics.ResultSuccess)
 		if err := m.Done(ctx); err != nil {
 			logger().Error(err, "acking delivered message; it may be delivered again")
 		}
@@ -95,17 +95,17 @@ func (d *Dispatcher) attempt(m *queue.Msg, t *ticket) (attempted, ok bool) {
 		// from the tracker rather than re-registering the entry as active.
 		d.reporter.Report(out)
 		d.registry.Deactivate(sub.ID, sub.UID)
-		metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultDeactivate).Inc()
+		d.count(m, metrics.ResultDeactivate)
 		metrics.DeadLettersTotal.Inc()
 		err = m.DeadLetter(ctx, queue.ReasonDeactivated, "subscription deactivated: "+out.Message)
 	case retry.Exhausted(sub.Delivery, out.Attempts):
 		out.DeadLettered = true
-		metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultDeadLetter).Inc()
+		d.count(m, metrics.ResultDeadLetter)
 		metrics.DeadLettersTotal.Inc()
 		err = m.DeadLetter(ctx, queue.ReasonExhausted, fmt.Sprintf("gave up after %d attempts: %s", out.Attempts, out.Message))
 	default:
 		delay := retry.Delay(sub.Delivery, out.Attempts, res.RetryAfter, d.opts.Rand())
-		metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultRetry).Inc()
+		d.count(m, metrics.ResultRetry)
 		err = m.Retry(ctx, now.Add(delay), out.Attempts)
 	}
 	if err != nil {

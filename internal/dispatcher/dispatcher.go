@@ -53,6 +53,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/cache"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/queue"
 	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
@@ -168,6 +169,10 @@ type Options struct {
 	// limit across the replicas. Nil: this process is the only consumer,
 	// and PerSubscription bounds its attempts from either consumer.
 	Lines LineReaders
+	// PerSubscriptionMetrics, when set, also counts deliveries by
+	// subscription (kubehook_subscription_deliveries_total); nil: by event
+	// type only.
+	PerSubscriptionMetrics *metrics.PerSubscription
 }
 
 func (o Options) withDefaults() Options {

@@ -113,7 +113,7 @@ func (d *Dispatcher) apply(m *queue.Msg, v verdict, st *subState) {
 
 // drop acks a delivery whose subscription no longer exists.
 func (d *Dispatcher) drop(m *queue.Msg) {
-	metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultDropped).Inc()
+	d.count(m, metrics.ResultDropped)
 	if err := m.Drop(d.sendCtx); err != nil {
 		log.FromContext(d.sendCtx).Error(err, "dropping delivery", "delivery", m.ID)
 	}
@@ -121,7 +121,7 @@ func (d *Dispatcher) drop(m *queue.Msg) {
 
 // deadLetter moves a delivery to its subscription's dead letters.
 func (d *Dispatcher) deadLetter(m *queue.Msg, reason, why string) {
-	metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultDeadLetter).Inc()
+	d.count(m, metrics.ResultDeadLetter)
 	metrics.DeadLettersTotal.Inc()
 	if err := m.DeadLetter(d.sendCtx, reason, why); err != nil {
 		log.FromContext(d.sendCtx).Error(err, "dead-lettering a delivery; it will come back", "delivery", m.ID)

@@ -70,7 +70,7 @@ func (d *Dispatcher) holdDelivery(m *queue.Msg, why string) error {
 		return err
 	}
 	st.held++
-	metrics.DeliveriesTotal.WithLabelValues(m.EventType, metrics.ResultHeld).Inc()
+	d.count(m, metrics.ResultHeld)
 	return nil
 }
 

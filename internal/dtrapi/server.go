@@ -13,7 +13,6 @@ package dtrapi
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -36,7 +35,8 @@ import (
 type Options struct {
 	// Addr is the listen address (--api-bind-address).
 	Addr string
-	// TLSCertFile and TLSKeyFile, when set, serve HTTPS.
+	// TLSCertFile and TLSKeyFile, when set, serve HTTPS, reloaded when the
+	// files change.
 	TLSCertFile, TLSKeyFile string
 	// Config is kubehook's own API server config; the callers' client takes
 	// its address and CA from it, none of its credentials.
@@ -139,13 +139,10 @@ func (s *Server) Start(ctx context.Context) error {
 		MaxHeaderBytes: 64 << 10,
 	}
 	if s.opts.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(s.opts.TLSCertFile, s.opts.TLSKeyFile)
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("DTR API: loading the TLS certificate: %w", err)
+		// Reloaded when the files change: a renewed certificate needs no restart.
+		if ln, err = httpserve.TLSListener(ctx, ln, s.opts.TLSCertFile, s.opts.TLSKeyFile); err != nil {
+			return fmt.Errorf("DTR API: %w", err)
 		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	s.opts.Log.Info("serving the DTR API", "address", ln.Addr().String(), "tls", s.opts.TLSCertFile != "")
 

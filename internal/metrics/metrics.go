@@ -8,6 +8,19 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
+// States of Subscriptions, the "state" label of kubehook_subscriptions.
+// Each registered subscription is in exactly one, the first that applies.
+const (
+	StateInactive     = "inactive"
+	StateNotPermitted = "not_permitted"
+	StateSuspended    = "suspended"
+	StateStalled      = "stalled"
+	StateReady        = "ready"
+)
+
+// SubscriptionStates lists every state, so each is exported, at zero too.
+var SubscriptionStates = []string{StateReady, StateSuspended, StateStalled, StateInactive, StateNotPermitted}
+
 // Results of a delivery attempt, the "result" label of DeliveriesTotal.
 const (
 	ResultSuccess    = "success"
@@ -48,13 +61,27 @@ var (
 	// QueuePending is the number of deliveries in the stream.
 	QueuePending = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "kubehook_queue_pending",
-		Help: "Deliveries waiting in the queue, in flight, or scheduled for retry.",
+		Help: "Deliveries in the queue: waiting, in flight, scheduled for retry, or on a subscription's own line (held ones included).",
+	})
+
+	// QueueOldestDeliveryAge says whether the dispatcher keeps up: a
+	// healthy queue hands a delivery out within seconds of its arrival.
+	QueueOldestDeliveryAge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "kubehook_queue_oldest_delivery_age_seconds",
+		Help: "Seconds the oldest delivery ready for an attempt (waiting for the dispatcher, or in flight) has been in the queue since it was queued or its retry fell due; 0 when none. Not counted: retries waiting for their time, deliveries on a subscription's own line (slow, or held for a suspended or stalled subscription: status.backlog), dead letters (kubehook_dead_letters). Exported by the replica that writes status.",
+	})
+
+	// QueueUp is 1 while the queue answers, so an alert can tell an
+	// unreachable NATS from an idle one.
+	QueueUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "kubehook_queue_up",
+		Help: "1 when this replica is connected to NATS and JetStream answered its last stream query, else 0.",
 	})
 
 	// Subscriptions counts registered subscriptions by state.
 	Subscriptions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kubehook_subscriptions",
-		Help: "Registered subscriptions by state (active, suspended, stalled, inactive, not_permitted).",
+		Help: "Registered subscriptions by state: ready (delivering), suspended, stalled (a Secret or TLS problem; deliveries held), inactive, not_permitted (key not permitted by tenancy).",
 	}, []string{"state"})
 
 	// ParkedTotal counts deliveries moved to the line of a subscription
@@ -100,8 +127,9 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(DeliveriesTotal, DeliveryDuration, QueuePending, Subscriptions, DeadLettersTotal, ParkedTotal, DeadLetters, ConsumerErrorsTotal,
-		CircuitBreakerStates, CircuitBreakerTrips, CircuitBreakerDeferred)
+	ctrlmetrics.Registry.MustRegister(DeliveriesTotal, DeliveryDuration, QueuePending, QueueOldestDeliveryAge, QueueUp, Subscriptions,
+		DeadLettersTotal, ParkedTotal, DeadLetters, ConsumerErrorsTotal,
+		CircuitBreakerStates, CircuitBreakerTrips, CircuitBreakerDeferred, SubscriptionDeliveriesTotal)
 	// Both breaker states are exported from the start, at zero.
 	CircuitBreakerStates.WithLabelValues(BreakerOpen)
 	CircuitBreakerStates.WithLabelValues(BreakerHalfOpen)

@@ -114,6 +114,12 @@ func (t *Tracker) recount(ctx context.Context) {
 	for _, reason := range queue.DeadLetterReasons {
 		metrics.DeadLetters.WithLabelValues(reason).Set(float64(c.DeadLetters[reason]))
 	}
+	age := 0.0
+	if !c.OldestReady.IsZero() {
+		// The stored time is the NATS server's clock: never below zero.
+		age = max(time.Since(c.OldestReady).Seconds(), 0)
+	}
+	metrics.QueueOldestDeliveryAge.Set(age)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for uid, old := range t.counts {

@@ -24,18 +24,28 @@ type SubscriptionCounts struct {
 type Counts struct {
 	Subscriptions map[types.UID]SubscriptionCounts
 	DeadLetters   map[string]int64
+	// OldestReady is when the oldest delivery ready for an attempt (on the
+	// shared consumer's subjects: waiting or in flight) was stored there;
+	// zero when there is none. Waiting retries and the subscriptions' own
+	// lines (parked or held) are not counted.
+	OldestReady time.Time
 }
 
 // Counts reads the per-subject message counts of both streams: two
 // requests, whatever the number of deliveries. The subjects name the
-// subscription UID (and the dead-letter reason), so no message is read.
+// subscription UID (and the dead-letter reason), so no message is read,
+// except the oldest ready delivery's when there is one (a third request).
 func (q *Queue) Counts(ctx context.Context) (Counts, error) {
 	c := Counts{Subscriptions: map[types.UID]SubscriptionCounts{}, DeadLetters: map[string]int64{}}
 	info, err := q.stream.Info(ctx, jetstream.WithSubjectFilter(">"))
 	if err != nil {
 		return c, fmt.Errorf("queue: counting deliveries: %w", err)
 	}
+	ready := false
 	for subject, n := range info.State.Subjects {
+		if n > 0 && strings.HasPrefix(subject, deliverySubjectPrefix) {
+			ready = true
+		}
 		uid := subscriptionOfQueued(subject)
 		if uid == "" {
 			continue
@@ -43,6 +53,11 @@ func (q *Queue) Counts(ctx context.Context) (Counts, error) {
 		s := c.Subscriptions[uid]
 		s.Backlog += int64(n)
 		c.Subscriptions[uid] = s
+	}
+	if ready {
+		if c.OldestReady, err = q.oldestReady(ctx, info.State.FirstSeq); err != nil {
+			return c, err
+		}
 	}
 	info, err = q.dead.Info(ctx, jetstream.WithSubjectFilter(">"))
 	if err != nil {
@@ -60,6 +75,20 @@ func (q *Queue) Counts(ctx context.Context) (Counts, error) {
 		c.DeadLetters[reason] += int64(n)
 	}
 	return c, nil
+}
+
+// oldestReady returns the stored time of the first message on the shared
+// consumer's subjects from sequence from on: in a work-queue stream the
+// lowest sequence is the oldest. Zero if it was acked meanwhile.
+func (q *Queue) oldestReady(ctx context.Context, from uint64) (time.Time, error) {
+	raw, err := q.stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(deliverySubjectPrefix+">"))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("queue: reading the oldest delivery: %w", err)
+	}
+	return raw.Time, nil
 }
 
 // subscriptionOfQueued returns the subscription UID a subject of the
