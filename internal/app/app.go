@@ -104,6 +104,8 @@ type Options struct {
 	APIAddr        string
 	APITLSCertFile string
 	APITLSKeyFile  string
+	APIRateLimit   float64
+	APIRateBurst   int
 }
 
 // BindFlags registers the options as flags, with their defaults.
@@ -147,6 +149,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.APIAddr, "api-bind-address", ":8091", "Address the DTR-compatible webhook API (/api/v0/webhooks...) binds to; 0 turns it off. Callers authenticate with Kubernetes tokens; served by every replica.")
 	fs.StringVar(&o.APITLSCertFile, "api-tls-cert-file", "", "PEM certificate to serve the DTR API over HTTPS (with --api-tls-key-file); without it, put TLS in front (an Ingress), since callers send tokens.")
 	fs.StringVar(&o.APITLSKeyFile, "api-tls-key-file", "", "PEM private key of --api-tls-cert-file.")
+	fs.Float64Var(&o.APIRateLimit, "api-rate-limit", 20, "Requests a second one client address may make to the DTR API (a token bucket per address; over it: 429 with Retry-After); 0 turns the limit off.")
+	fs.IntVar(&o.APIRateBurst, "api-rate-burst", 40, "Requests one client address may make to the DTR API at once before --api-rate-limit applies.")
 	fs.StringVar(&o.RegistryCredentialsSecret, "registry-credentials-secret", "", "Secret <namespace>/<name> with credentials for --registry-url: a kubernetes.io/dockerconfigjson Secret, or username and password keys (kubernetes.io/basic-auth).")
 }
 
@@ -405,6 +409,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 			Addr:         o.APIAddr,
 			TLSCertFile:  o.APITLSCertFile,
 			TLSKeyFile:   o.APITLSKeyFile,
+			RateLimit:    o.APIRateLimit,
+			RateBurst:    o.APIRateBurst,
 			Config:       cfg,
 			Scheme:       Scheme,
 			Mapper:       mgr.GetRESTMapper(),
