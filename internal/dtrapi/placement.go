@@ -46,7 +46,11 @@ type nsMeta struct {
 
 // place chooses the Kubernetes namespace of a new subscription to key: a
 // candidate namespace where the caller may create subscriptions, the
-// specific ones before those allowing every key. want, from the
+// specific ones before those allowing every key. The candidates are what
+// the tenancy rules (namespace annotations, kubehook's configuration)
+// allow for the key; which of them the caller may use is decided by the
+// caller's own access reviews, sent with their token, and only those are
+// ever named to them. want, from the
 // ?namespace= query parameter, settles a choice between several.
 func (s *Server) place(ctx context.Context, key, want string) (string, *apiError) {
 	metas, err := s.access.namespaces(ctx)
