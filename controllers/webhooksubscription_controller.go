@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -29,7 +28,7 @@ import (
 	"github.com/kubehook/kubehook/internal/registry"
 )
 
-// conflictRequeueAfter is how long a reconcile whose status patch met a
+// conflictRequeueAfter is how long a reconcile whose status write met a
 // newer object waits for the cache to catch up.
 const conflictRequeueAfter = 100 * time.Millisecond
 
@@ -102,21 +101,8 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, nil
 	}
 
-	base := obj.DeepCopy()
-	defer func() {
-		if !r.leads() {
-			return
-		}
-		if err := r.patchStatus(ctx, base, obj); err != nil {
-			if apierrors.IsConflict(err) {
-				// The cache was behind: run again on the newer object.
-				log.FromContext(ctx).V(1).Info("status patch conflicted; reconciling again")
-				result, retErr = ctrl.Result{RequeueAfter: conflictRequeueAfter}, nil
-				return
-			}
-			retErr = kerrors.NewAggregate([]error{retErr, err})
-		}
-	}()
+	read := obj.DeepCopy()
+	defer func() { result, retErr = r.writeStatus(ctx, read, obj, result, retErr) }()
 
 	err := r.reconcile(ctx, obj)
 	var stall *stalledError
@@ -288,36 +274,6 @@ func (e *electionResync) Start(ctx context.Context) error {
 		}
 	}
 	<-ctx.Done()
-	return nil
-}
-
-// patchStatus writes the status once, and only when it changed, then
-// records an Event when the Ready condition changed.
-func (r *WebhookSubscriptionReconciler) patchStatus(ctx context.Context, base, obj *kubehookv1.WebhookSubscription) error {
-	if statusEqual(&base.Status, &obj.Status) {
-		return nil
-	}
-	// Optimistic lock: a status computed from a stale cached object (the
-	// reconciler's own last write not seen yet) must not overwrite newer
-	// status, such as a deactivation or a handled test.
-	from := base
-	if base.Status.ObservedGeneration == 0 && !obj.Status.Inactive {
-		// The first write: a merge patch leaves out what did not change, and
-		// inactive: false must be stored for kubectl's column and DTR's field.
-		from = base.DeepCopy()
-		from.Status.Inactive = true
-	}
-	patch := client.MergeFromWithOptions(from, client.MergeFromWithOptimisticLock{})
-	if err := r.Status().Patch(ctx, obj, patch); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if apierrors.IsConflict(err) {
-			return err
-		}
-		return fmt.Errorf("patching status: %w", err)
-	}
-	r.recordReadyChange(base, obj)
 	return nil
 }
 

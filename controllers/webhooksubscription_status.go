@@ -1,17 +1,55 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/registry"
 )
+
+// writeStatus is the one status write, run (deferred) at the end of every
+// reconcile:
+//   - what: the whole status this reconcile computed, as an update of the
+//     status subresource (every field is sent, so inactive: false is stored
+//     by the first write, for kubectl's column and DTR's field);
+//   - when: only on the leader (one status writer for all replicas), and
+//     only when the status differs from the one read;
+//   - a conflict: the update carries the resourceVersion read, so the API
+//     server refuses it when the object changed since (the cache was behind,
+//     perhaps not yet showing this reconciler's own last write). A status
+//     computed from a stale object must not overwrite a newer one, such as
+//     a deactivation or a handled test, so the reconcile runs again shortly
+//     on the newer object instead of failing.
+//
+// An Event is recorded when the Ready condition changed.
+func (r *WebhookSubscriptionReconciler) writeStatus(ctx context.Context, read, obj *kubehookv1.WebhookSubscription, result ctrl.Result, err error) (ctrl.Result, error) {
+	if !r.leads() || statusEqual(&read.Status, &obj.Status) {
+		return result, err
+	}
+	switch werr := r.Status().Update(ctx, obj); {
+	case werr == nil:
+		r.recordReadyChange(read, obj)
+	case apierrors.IsNotFound(werr):
+		// Deleted meanwhile: nothing to write to.
+	case apierrors.IsConflict(werr):
+		log.FromContext(ctx).V(1).Info("status write conflicted; reconciling again")
+		return ctrl.Result{RequeueAfter: conflictRequeueAfter}, nil
+	default:
+		return result, kerrors.NewAggregate([]error{err, fmt.Errorf("writing status: %w", werr)})
+	}
+	return result, err
+}
 
 // markReady records a successful reconcile: Ready reflects whether the
 // subscription is delivering; Reconciling and Stalled are removed.
