@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/dispatcher"
 	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/registry"
 )
@@ -48,7 +47,7 @@ type WebhookSubscriptionReconciler struct {
 	// wake the reconciler, the single writer of status.
 	Outcomes *outcomes.Tracker
 	// Sender sends test deliveries (annotation kubehook.io/test); nil turns them off.
-	Sender dispatcher.Sender
+	Sender TestSender
 	// DeadLetters replays and purges dead letters (annotations
 	// kubehook.io/replay and kubehook.io/purge-dead-letters); nil turns
 	// them off.

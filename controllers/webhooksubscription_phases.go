@@ -250,6 +250,12 @@ func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *ku
 }
 
 // testDelivery sends the fixed sample payload of spec.type once for each new
+// TestSender makes the one HTTP attempt of a test delivery, with the SSRF
+// guard and signing of real ones (the engine's sender).
+type TestSender interface {
+	Send(ctx context.Context, sub *registry.Subscription, req sender.Request) sender.Result
+}
+
 // value of the kubehook.io/test annotation, and records the outcome.
 func (r *WebhookSubscriptionReconciler) testDelivery(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
 	request, ok := obj.Annotations[kubehookv1.TestAnnotation]
