@@ -14,9 +14,6 @@ import (
 	"github.com/kubehook/kubehook/internal/credentials"
 )
 
-// MaxBodyBytes bounds request bodies: room for a 64 KiB tlsCert.
-const MaxBodyBytes = 128 << 10
-
 // decodeStrict decodes one JSON object into v, refusing unknown fields,
 // wrong types and trailing data, and naming the field at fault.
 func decodeStrict(body []byte, v any) *apiError {
@@ -60,12 +57,6 @@ func jsonKind(k string) string {
 		return "boolean"
 	}
 	return k
-}
-
-// invalid is a 400 naming the field at fault.
-func invalid(field, format string, args ...any) *apiError {
-	return &apiError{status: http.StatusBadRequest, code: CodeInvalidParameters,
-		message: fmt.Sprintf(format, args...), detail: map[string]any{"field": field}}
 }
 
 // decodeCreate parses and checks the body of POST /api/v0/webhooks. The

@@ -1,14 +1,3 @@
-// Package dtrapi serves the DTR webhook API (/api/v0/webhooks...) backed by
-// WebhookSubscription objects, so scripts written for Docker Trusted
-// Registry keep working.
-//
-// Callers authenticate with a Kubernetes token (Bearer, or Basic with the
-// token as password). Every API request made for a caller carries that
-// token and no credential of kubehook's, as the Kubernetes Dashboard does:
-// the API server authenticates the caller (a SelfSubjectReview says who
-// they are) and its RBAC decides every read and write, so kubehook needs no
-// right to act for anyone. kubehook's own identity only reads namespace
-// metadata and a UID index from its cache, to know where to look.
 package dtrapi
 
 import (

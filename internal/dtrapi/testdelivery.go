@@ -17,11 +17,7 @@ import (
 // sender (TLS, SSRF guard) of real deliveries. Any caller who may create
 // subscriptions somewhere may test an endpoint.
 func (s *Server) test(w http.ResponseWriter, r *http.Request) *apiError {
-	body, aerr := readBody(w, r)
-	if aerr != nil {
-		return aerr
-	}
-	req, aerr := decodeTest(body)
+	req, aerr := readRequest(w, r, decodeTest)
 	if aerr != nil {
 		return aerr
 	}

@@ -103,17 +103,3 @@ const (
 	CodeUnavailable          = "UNAVAILABLE"
 	CodeInternal             = "INTERNAL_ERROR"
 )
-
-// apiError is an error answer: status, code, message and an optional field.
-type apiError struct {
-	status  int
-	code    string
-	message string
-	detail  map[string]any
-}
-
-func (e *apiError) Error() string { return e.message }
-
-func (e *apiError) body() ErrorBody {
-	return ErrorBody{Errors: []Error{{Code: e.code, Message: e.message, Detail: e.detail}}}
-}

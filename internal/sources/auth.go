@@ -71,9 +71,9 @@ const namespacesOption = "namespaces"
 // and lines starting with # are ignored. For the events source a line is
 // "<token>", registry-wide, or "<token> namespaces=<ns>,<ns>...", which may
 // publish only for those registry namespaces. The other sources' tokens are
-// registry-wide and their lines are taken whole, as before scopes existed
-// (Harbor may send a header value with spaces such as "Basic ..."); a line
-// of theirs with namespaces= is refused rather than taken as a token.
+// registry-wide and their lines are taken whole (Harbor may send a header
+// value with spaces such as "Basic ..."); a line of theirs with
+// namespaces= is refused rather than taken as a token.
 //
 // A malformed line is refused alone, with an error naming its line number
 // (never its token), and the other lines load. Refusing the whole file and

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,78 +16,9 @@ import (
 	"github.com/kubehook/kubehook/internal/registry"
 )
 
-// Harbor webhook event types that map onto DTR types.
-const (
-	harborPushArtifact      = "PUSH_ARTIFACT"
-	harborPullArtifact      = "PULL_ARTIFACT"
-	harborDeleteArtifact    = "DELETE_ARTIFACT"
-	harborScanningCompleted = "SCANNING_COMPLETED"
-	harborScanningFailed    = "SCANNING_FAILED"
-	// ChartMuseum events, sent by Harbor up to 2.7.
-	harborUploadChart   = "UPLOAD_CHART"
-	harborDownloadChart = "DOWNLOAD_CHART"
-	harborDeleteChart   = "DELETE_CHART"
-)
-
 // maxUnixSeconds is the last second of the year 9999, the last a JSON
 // timestamp can show.
 const maxUnixSeconds = 253402300799
-
-// Vulnerability report media types of Harbor's scan_overview, preferred in
-// this order when it holds several.
-var harborReportMediaTypes = []string{
-	"application/vnd.security.vulnerability.report; version=1.1",
-	"application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0",
-}
-
-// harborPayload is Harbor's webhook payload in its Default format (Harbor's
-// src/pkg/notifier/model.Payload).
-type harborPayload struct {
-	Type      string           `json:"type"`
-	OccurAt   int64            `json:"occur_at"`
-	Operator  string           `json:"operator"`
-	EventData *harborEventData `json:"event_data"`
-}
-
-type harborEventData struct {
-	Resources  []json.RawMessage `json:"resources"`
-	Repository *harborRepository `json:"repository"`
-	Scan       *struct {
-		ScanType string `json:"scan_type"`
-	} `json:"scan"`
-}
-
-type harborResource struct {
-	Digest       string                     `json:"digest"`
-	Tag          string                     `json:"tag"`
-	ResourceURL  string                     `json:"resource_url"`
-	ScanOverview map[string]json.RawMessage `json:"scan_overview"`
-}
-
-type harborRepository struct {
-	Name         string `json:"name"`
-	Namespace    string `json:"namespace"`
-	RepoFullName string `json:"repo_full_name"`
-	RepoType     string `json:"repo_type"`
-}
-
-// harborReport is one report summary of scan_overview (Harbor's
-// vuln.NativeReportSummary).
-type harborReport struct {
-	ScanStatus string `json:"scan_status"`
-	Severity   string `json:"severity"`
-	Summary    *struct {
-		Total   int                        `json:"total"`
-		Fixable int                        `json:"fixable"`
-		Summary map[string]json.RawMessage `json:"summary"`
-	} `json:"summary"`
-	EndTime string `json:"end_time"`
-	Scanner *struct {
-		Name    string `json:"name"`
-		Vendor  string `json:"vendor"`
-		Version string `json:"version"`
-	} `json:"scanner"`
-}
 
 // Harbor maps a Harbor webhook payload (the Default format, not
 // CloudEvents) onto DTR events, one or two per entry of
@@ -270,34 +200,12 @@ func (m *harborMapper) mapResource(p string, r *harborResource) ([]engine.Event,
 		if dgst == "" {
 			return nil, badInput(p+".digest", "required")
 		}
-		switch m.typ {
-		case harborPushArtifact:
-			if tag != "" {
-				err = add(kubehookv1.TagPush, payload.TagPush{Namespace: ns, Repository: name, Tag: tag, Digest: dgst,
-					ImageName: byTag, Author: author, PushedAt: at})
-			}
-			if err == nil {
-				err = add(kubehookv1.ManifestPush, payload.ManifestPush{Namespace: ns, Repository: name, Digest: dgst,
-					ImageName: byDigest, Author: author})
-			}
-		case harborPullArtifact:
-			if tag != "" {
-				err = add(kubehookv1.TagPull, payload.TagPull{Namespace: ns, Repository: name, Tag: tag, Digest: dgst,
-					ImageName: byTag, Author: author, PulledAt: at})
-			}
-			if err == nil {
-				err = add(kubehookv1.ManifestPull, payload.ManifestPull{Namespace: ns, Repository: name, Digest: dgst,
-					ImageName: byDigest, Author: author, PulledAt: at})
-			}
-		case harborDeleteArtifact:
-			if tag != "" {
-				err = add(kubehookv1.TagDelete, payload.TagDelete{Namespace: ns, Repository: name, Tag: tag, Digest: dgst,
-					ImageName: byTag, Author: author, DeletedAt: at})
-			}
-			if err == nil {
-				err = add(kubehookv1.ManifestDelete, payload.ManifestDelete{Namespace: ns, Repository: name, Digest: dgst,
-					ImageName: byDigest, Author: author, DeletedAt: at})
-			}
+		tagged, manifest := m.artifactEvents(tag, dgst, byTag, byDigest)
+		if tag != "" {
+			err = add(tagged.typ, tagged.contents)
+		}
+		if err == nil {
+			err = add(manifest.typ, manifest.contents)
 		}
 
 	case harborScanningCompleted, harborScanningFailed:
@@ -349,6 +257,36 @@ func (m *harborMapper) mapResource(p string, r *harborResource) ([]engine.Event,
 	return out, nil
 }
 
+// typedContents is the type and the contents of an event to make.
+type typedContents struct {
+	typ      kubehookv1.EventType
+	contents any
+}
+
+// artifactEvents returns the contents of the tag event (made only when the
+// resource has a tag) and of the manifest event of a PUSH_ARTIFACT,
+// PULL_ARTIFACT or DELETE_ARTIFACT.
+func (m *harborMapper) artifactEvents(tag, dgst, byTag, byDigest string) (tagged, manifest typedContents) {
+	ns, name, at, author := m.ns, m.name, m.at, m.author
+	switch m.typ {
+	case harborPushArtifact:
+		return typedContents{kubehookv1.TagPush, payload.TagPush{Namespace: ns, Repository: name, Tag: tag, Digest: dgst,
+				ImageName: byTag, Author: author, PushedAt: at}},
+			typedContents{kubehookv1.ManifestPush, payload.ManifestPush{Namespace: ns, Repository: name, Digest: dgst,
+				ImageName: byDigest, Author: author}}
+	case harborPullArtifact:
+		return typedContents{kubehookv1.TagPull, payload.TagPull{Namespace: ns, Repository: name, Tag: tag, Digest: dgst,
+				ImageName: byTag, Author: author, PulledAt: at}},
+			typedContents{kubehookv1.ManifestPull, payload.ManifestPull{Namespace: ns, Repository: name, Digest: dgst,
+				ImageName: byDigest, Author: author, PulledAt: at}}
+	default: // harborDeleteArtifact
+		return typedContents{kubehookv1.TagDelete, payload.TagDelete{Namespace: ns, Repository: name, Tag: tag, Digest: dgst,
+				ImageName: byTag, Author: author, DeletedAt: at}},
+			typedContents{kubehookv1.ManifestDelete, payload.ManifestDelete{Namespace: ns, Repository: name, Digest: dgst,
+				ImageName: byDigest, Author: author, DeletedAt: at}}
+	}
+}
+
 // eventID is the identity of the events mapped from resource r. Harbor's
 // payloads carry no event id; what identifies the event is its type, time,
 // operator and repository, and the artifact (digest and tag, as sent), so
@@ -371,128 +309,4 @@ func (m *harborMapper) resourceHost(u string) string {
 		}
 	}
 	return m.host
-}
-
-// harborPickReport returns the vulnerability report of scan_overview: the
-// first of harborReportMediaTypes present, else the first key in sorted
-// order. An empty overview gives a nil report.
-func harborPickReport(p string, overview map[string]json.RawMessage) (string, *harborReport, error) {
-	if len(overview) == 0 {
-		return "", nil, nil
-	}
-	key := ""
-	for _, mt := range harborReportMediaTypes {
-		if _, ok := overview[mt]; ok {
-			key = mt
-			break
-		}
-	}
-	if key == "" {
-		keys := make([]string, 0, len(overview))
-		for k := range overview {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		key = keys[0]
-	}
-	raw := overview[key]
-	if isJSONNull(raw) {
-		return key, nil, nil
-	}
-	var rep harborReport
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		return "", nil, jsonInputError(fmt.Sprintf("%s[%q]", p, key), err)
-	}
-	return key, &rep, nil
-}
-
-// harborScanSummary maps a Harbor report summary onto DTR's scanSummary.
-//
-// DTR counts issues in CVSS bands: critical CVSS >= 7.0, major 4.0 to 7.0,
-// minor below 4.0. Harbor counts them by severity, whose bands (CVSS v3
-// ratings) are Critical 9.0-10.0, High 7.0-8.9, Medium 4.0-6.9, Low
-// 0.1-3.9. So critical = Critical + High, major = Medium, minor = Low +
-// Negligible (Harbor's name for a theoretical problem, below Low). Unknown
-// (no score) and None are not counted: no DTR band holds them.
-//
-// last_scan_status is 6 (completed) for Harbor's scan_status Success, 0
-// (failed) for Error, 2 (scanning) for Running, 3 (pending) for Pending and
-// Scheduled, 1 (unscanned) for Stopped, and 6 for any other value of a
-// SCANNING_COMPLETED event. A resource with no report (Harbor gave up
-// waiting for it) gets zero counts and 4 (scanned, vulnerabilities not yet
-// checked). check_completed_at is the report's end_time, else occur_at.
-func harborScanSummary(p string, rep *harborReport, occurAt time.Time) (payload.ScanSummary, error) {
-	sum := payload.ScanSummary{LastScanStatus: payload.ScanStatusScanned, CheckCompletedAt: occurAt}
-	if rep == nil {
-		return sum, nil
-	}
-	switch strings.ToLower(rep.ScanStatus) {
-	case "error":
-		sum.LastScanStatus = payload.ScanStatusFailed
-	case "running":
-		sum.LastScanStatus = payload.ScanStatusScanning
-	case "pending", "scheduled":
-		sum.LastScanStatus = payload.ScanStatusPending
-	case "stopped":
-		sum.LastScanStatus = payload.ScanStatusUnscanned
-	default: // "success", or a status this version does not know
-		sum.LastScanStatus = payload.ScanStatusCompleted
-	}
-	if rep.Summary != nil {
-		sevs := make([]string, 0, len(rep.Summary.Summary))
-		for sev := range rep.Summary.Summary {
-			sevs = append(sevs, sev)
-		}
-		slices.Sort(sevs)
-		for _, sev := range sevs {
-			var n int
-			if raw := rep.Summary.Summary[sev]; !isJSONNull(raw) && json.Unmarshal(raw, &n) != nil {
-				return sum, badInput(p+".summary.summary."+sev, "must be a JSON number, a count of vulnerabilities")
-			}
-			if n < 0 {
-				return sum, badInput(p+".summary.summary."+sev, "must not be negative")
-			}
-			switch strings.ToLower(sev) {
-			case "critical", "high":
-				sum.Critical += n
-			case "medium":
-				sum.Major += n
-			case "low", "negligible":
-				sum.Minor += n
-			}
-		}
-	}
-	if rep.EndTime != "" {
-		end, err := time.Parse(time.RFC3339Nano, rep.EndTime)
-		if err != nil {
-			return sum, badInput(p+".end_time", "must be an RFC 3339 timestamp: %q", rep.EndTime)
-		}
-		if !timeInRange(end) {
-			return sum, badInput(p+".end_time", "out of range: %q is not between the years 1 and 9999 in UTC", rep.EndTime)
-		}
-		if !end.IsZero() {
-			sum.CheckCompletedAt = end.UTC()
-		}
-	}
-	return sum, nil
-}
-
-// harborScanError is SCAN_FAILED's error. Harbor sends no reason; the
-// report's status and scanner say what is known.
-func harborScanError(rep *harborReport) string {
-	msg := "vulnerability scan failed"
-	if rep == nil {
-		return msg
-	}
-	var details []string
-	if rep.ScanStatus != "" {
-		details = append(details, "status "+rep.ScanStatus)
-	}
-	if s := rep.Scanner; s != nil && s.Name != "" {
-		details = append(details, strings.TrimSpace("scanner "+s.Name+" "+s.Version))
-	}
-	if len(details) > 0 {
-		msg += " (" + strings.Join(details, ", ") + ")"
-	}
-	return msg
 }

@@ -136,9 +136,10 @@ type route struct {
 // the sender retries anything kubehook did not durably accept.
 //
 // It is a manager.Runnable that runs on every replica: each replica's
-// controller registers every subscription, so any of them matches and
-// queues an event the same way. It listens only once the subscriptions are
-// loaded (WaitReady), so no event is matched against half a registry.
+// controller loads every subscription into that replica's index, so any of
+// them matches and queues an event the same way. It listens only once the
+// subscriptions are loaded (WaitReady), so no event is matched against
+// half of them.
 type Server struct {
 	opts      ServerOptions
 	inspector Inspector

@@ -1,8 +1,3 @@
-// Package sources turns what registries and producers send into kubehook
-// events: the CNCF Distribution registry's notifications, Harbor webhooks,
-// and native events in the DTR wrapper. Parsers are pure functions of the
-// request body; the HTTP server authenticates, bounds and answers requests,
-// and publishes the events to the delivery engine.
 package sources
 
 import (
