@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/singleflight"
+	"k8s.io/apimachinery/pkg/util/cache"
 )
 
 // InspectorUserAgent starts the User-Agent of the inspector's registry
@@ -30,7 +31,8 @@ type InspectorOptions struct {
 	Credentials func(ctx context.Context) (authn.Authenticator, error)
 	// Transport for the registry requests (default remote.DefaultTransport).
 	Transport http.RoundTripper
-	// CacheSize bounds the inspections kept, by digest (default 4096).
+	// CacheSize bounds the inspections kept, by digest, and the failures
+	// remembered, by repository@digest (default 4096 each).
 	CacheSize int
 	// Timeout bounds one inspection (default 10s). It runs to completion
 	// even when the request that asked for it ends, so that the registry's
@@ -61,12 +63,16 @@ type RemoteInspector struct {
 	registry name.Registry
 	insecure bool
 
-	cache *lruCache
-
-	mu       sync.Mutex
-	inflight map[string]*inspectCall
-	// failed holds recent failures by repository@digest, bounded like the cache.
-	failed map[string]failure
+	// results holds inspections by digest, at most CacheSize, the least
+	// recently used making room; they never expire (a digest names
+	// immutable content).
+	results *cache.LRUExpireCache
+	// failures holds the errors of recent failed inspections by
+	// repository@digest, each for FailureTTL, bounded like results.
+	failures *cache.LRUExpireCache
+	// calls makes concurrent inspections of one repository@digest one
+	// fetch.
+	calls singleflight.Group
 }
 
 // inspection is what one manifest tells.
@@ -120,9 +126,8 @@ func NewRemoteInspector(opts InspectorOptions) (*RemoteInspector, error) {
 		opts:     opts,
 		registry: reg,
 		insecure: insecure,
-		cache:    newLRU(opts.CacheSize),
-		inflight: map[string]*inspectCall{},
-		failed:   map[string]failure{},
+		results:  cache.NewLRUExpireCacheWithClock(opts.CacheSize, clockFunc(opts.Now)),
+		failures: cache.NewLRUExpireCacheWithClock(opts.CacheSize, clockFunc(opts.Now)),
 	}, nil
 }
 

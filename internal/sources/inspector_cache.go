@@ -1,136 +1,70 @@
 package sources
 
 import (
-	"container/list"
 	"context"
 	"fmt"
-	"sync"
+	"math"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-type failure struct {
-	err error
-	at  time.Time
-}
+// neverExpires is the TTL of a successful inspection: what a digest names
+// does not change.
+const neverExpires = time.Duration(math.MaxInt64)
 
-type inspectCall struct {
-	done chan struct{}
-	res  inspection
-	err  error
-}
+// clockFunc is InspectorOptions.Now as the caches' clock, so that a test's
+// clock ages failures too.
+type clockFunc func() time.Time
 
+func (f clockFunc) Now() time.Time { return f() }
+
+// inspect answers from memory when it can (a past inspection of the digest,
+// a recent failure of repository@digest), else fetches, one fetch for all
+// the concurrent inspections of repository@digest. The fetch is detached
+// from the caller, bounded by the timeout: a registry that gave up on a
+// slow answer retries its notification and finds the result.
 func (i *RemoteInspector) inspect(ctx context.Context, repository, digest string) (inspection, error) {
 	if _, err := v1.NewHash(digest); err != nil {
 		return inspection{}, fmt.Errorf("inspecting %s@%s: %w", repository, digest, err)
 	}
-	if res, ok := i.cache.get(digest); ok {
-		return res, nil
-	}
 	key := repository + "@" + digest
-	i.mu.Lock()
-	if f, ok := i.failed[key]; ok {
-		if i.opts.Now().Sub(f.at) < i.opts.FailureTTL {
-			i.mu.Unlock()
-			return inspection{}, f.err
+	if res, ok, err := i.remembered(key, digest); ok {
+		return res, err
+	}
+	call := i.calls.DoChan(key, func() (any, error) {
+		// Asked again: a call that ended since the look-up above has left
+		// its answer here, and it is not fetched twice.
+		if res, ok, err := i.remembered(key, digest); ok {
+			return res, err
 		}
-		delete(i.failed, key)
-	}
-	c, ok := i.inflight[key]
-	if !ok {
-		c = &inspectCall{done: make(chan struct{})}
-		i.inflight[key] = c
-		go func() {
-			// Detached from the caller, bounded by the timeout: a registry
-			// that gave up on a slow answer retries and finds the result.
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), i.opts.Timeout)
-			defer cancel()
-			c.res, c.err = i.fetch(fctx, repository, digest)
-			if c.err == nil {
-				i.cache.add(digest, c.res)
-			}
-			i.mu.Lock()
-			delete(i.inflight, key)
-			if c.err != nil {
-				i.rememberFailure(key, c.err)
-			}
-			i.mu.Unlock()
-			close(c.done)
-		}()
-	}
-	i.mu.Unlock()
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), i.opts.Timeout)
+		defer cancel()
+		res, err := i.fetch(fctx, repository, digest)
+		if err != nil {
+			i.failures.Add(key, err, i.opts.FailureTTL)
+			return inspection{}, err
+		}
+		i.results.Add(digest, res, neverExpires)
+		return res, nil
+	})
 	select {
-	case <-c.done:
-		return c.res, c.err
+	case r := <-call:
+		return r.Val.(inspection), r.Err
 	case <-ctx.Done():
 		return inspection{}, fmt.Errorf("inspecting %s: %w", key, ctx.Err())
 	}
 }
 
-// rememberFailure records a failed inspection; i.mu is held. Expired
-// entries are dropped when the map reaches the cache size.
-func (i *RemoteInspector) rememberFailure(key string, err error) {
-	now := i.opts.Now()
-	if len(i.failed) >= i.opts.CacheSize {
-		for k, f := range i.failed {
-			if now.Sub(f.at) >= i.opts.FailureTTL {
-				delete(i.failed, k)
-			}
-		}
-		if len(i.failed) >= i.opts.CacheSize {
-			return
-		}
+// remembered returns the inspection of digest, or the error of a failed
+// inspection of key (repository@digest) younger than FailureTTL; ok is
+// false when neither is held.
+func (i *RemoteInspector) remembered(key, digest string) (res inspection, ok bool, err error) {
+	if v, ok := i.results.Get(digest); ok {
+		return v.(inspection), true, nil
 	}
-	i.failed[key] = failure{err: err, at: now}
-}
-
-// lruCache is a bounded, concurrency-safe least-recently-used cache.
-type lruCache struct {
-	mu    sync.Mutex
-	max   int
-	ll    *list.List
-	items map[string]*list.Element
-}
-
-type lruEntry struct {
-	key string
-	val inspection
-}
-
-func newLRU(max int) *lruCache {
-	return &lruCache{max: max, ll: list.New(), items: map[string]*list.Element{}}
-}
-
-func (c *lruCache) get(key string) (inspection, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.items[key]
-	if !ok {
-		return inspection{}, false
+	if v, ok := i.failures.Get(key); ok {
+		return inspection{}, true, v.(error)
 	}
-	c.ll.MoveToFront(e)
-	return e.Value.(*lruEntry).val, true
-}
-
-func (c *lruCache) add(key string, val inspection) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.items[key]; ok {
-		e.Value.(*lruEntry).val = val
-		c.ll.MoveToFront(e)
-		return
-	}
-	c.items[key] = c.ll.PushFront(&lruEntry{key: key, val: val})
-	for c.ll.Len() > c.max {
-		oldest := c.ll.Back()
-		c.ll.Remove(oldest)
-		delete(c.items, oldest.Value.(*lruEntry).key)
-	}
-}
-
-func (c *lruCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ll.Len()
+	return inspection{}, false, nil
 }

@@ -278,8 +278,8 @@ func TestInspectorUnknownDigestFailsAndIsRetriedAfterFailureTTL(t *testing.T) {
 	if got := reg.manifestGets.Load() - before; got != 1 {
 		t.Fatalf("%d manifest requests within the failure TTL, want 1", got)
 	}
-	if insp.cache.len() != 0 {
-		t.Fatalf("a failure is in the cache (%d entries)", insp.cache.len())
+	if n := len(insp.results.Keys()); n != 0 {
+		t.Fatalf("a failure is in the cache (%d entries)", n)
 	}
 	// After the TTL the registry is asked again.
 	mu.Lock()
@@ -315,25 +315,6 @@ func TestNewRemoteInspectorRefusesUnusableURLs(t *testing.T) {
 	for _, u := range []string{"", "registry.example.com", "ftp://registry.example.com", "https://registry.example.com/v2/", "https://user:pw@registry.example.com"} {
 		if _, err := NewRemoteInspector(InspectorOptions{URL: u}); err == nil {
 			t.Errorf("NewRemoteInspector(%q) succeeded", u)
-		}
-	}
-}
-
-func TestLRUCacheIsBounded(t *testing.T) {
-	c := newLRU(2)
-	c.add("a", inspection{platform: Platform{OS: "a"}})
-	c.add("b", inspection{platform: Platform{OS: "b"}})
-	c.get("a") // b is now the least recently used
-	c.add("c", inspection{platform: Platform{OS: "c"}})
-	if c.len() != 2 {
-		t.Fatalf("len = %d, want 2", c.len())
-	}
-	if _, ok := c.get("b"); ok {
-		t.Fatal("the least recently used entry was kept")
-	}
-	for _, k := range []string{"a", "c"} {
-		if v, ok := c.get(k); !ok || v.platform.OS != k {
-			t.Fatalf("get(%q) = %+v, %v", k, v, ok)
 		}
 	}
 }
