@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/dispatcher"
 	"github.com/kubehook/kubehook/internal/httpserve"
 )
 
@@ -36,7 +35,7 @@ type Options struct {
 	// index (see IndexFields).
 	Cache client.Client
 	// Sender makes test deliveries, with the SSRF guard of real ones.
-	Sender dispatcher.Sender
+	Sender TestSender
 	// AnyNamespace (kubehook's --tenancy=false) lets ?namespace= name any
 	// namespace, whatever the key; without it, the namespace must be one
 	// the tenancy rules allow for the key.

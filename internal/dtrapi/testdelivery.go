@@ -1,6 +1,7 @@
 package dtrapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,12 @@ import (
 	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
 )
+
+// TestSender makes the one HTTP attempt of a test delivery, with the SSRF
+// guard and signing of real ones (the engine's sender).
+type TestSender interface {
+	Send(ctx context.Context, sub *registry.Subscription, req sender.Request) sender.Result
+}
 
 // test sends the fixed sample payload of a type to an endpoint, with the
 // sender (TLS, SSRF guard) of real deliveries. Any caller who may create
