@@ -6,14 +6,15 @@ package engine
 // of the first) and prints its figures as "name: value" lines, measured and
 // not asserted. The throughput figures are CPU-bound on a small machine: run
 // them on a quiet one, and compare the CPU time per delivery
-// (delivery_cpu_us_per_event, bare_http_cpu_us_per_post, Linux only), which
-// other load on the machine disturbs less than the rates.
+// (delivery_cpu_us_per_event, bare_http_cpu_us_per_post and their ratio
+// delivery_cpu_ratio, Linux only), which other load on the machine disturbs
+// less than the rates.
 //
 // Environment overrides, for quicker runs:
 //
 //	KUBEHOOK_BENCH_DELIVERIES      deliveries of BenchmarkDeliveryThroughput (20480)
 //	KUBEHOOK_BENCH_CONCURRENCY     its deliveries in flight and bare POST goroutines (64)
-//	KUBEHOOK_BENCH_LATENCY_FOR     publishing time of BenchmarkDeliveryLatencyAt1000EPS (10s)
+//	KUBEHOOK_BENCH_LATENCY_FOR     publishing time of the BenchmarkDeliveryLatency benchmarks (10s)
 //	KUBEHOOK_BENCH_STATUS_FOR      window of BenchmarkStatusWritesAt1000EPS (30s)
 
 import (
@@ -226,7 +227,9 @@ type benchPipeline struct {
 // production settings), writing nowhere.
 var benchLogger sync.Once
 
-func startBenchPipeline(b *testing.B, rep dispatcher.Reporter, concurrency int) *benchPipeline {
+// startBenchPipeline runs the engine with the dispatcher options opts (its
+// Concurrency also sizes the sender's connection pools).
+func startBenchPipeline(b *testing.B, rep dispatcher.Reporter, opts dispatcher.Options) *benchPipeline {
 	b.Helper()
 	benchLogger.Do(func() { ctrllog.SetLogger(zap.New(zap.WriteTo(io.Discard))) })
 	q, err := queue.Open(context.Background(), queue.Config{DataDir: b.TempDir()})
@@ -234,8 +237,9 @@ func startBenchPipeline(b *testing.B, rep dispatcher.Reporter, concurrency int) 
 		b.Fatal(err)
 	}
 	reg := registry.New()
-	snd := sender.New(sender.Options{Concurrency: concurrency, AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	d := dispatcher.New(q, reg, snd, rep, dispatcher.Options{Concurrency: concurrency, GracePeriod: 5 * time.Second})
+	snd := sender.New(sender.Options{Concurrency: opts.Concurrency, AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	opts.GracePeriod = 5 * time.Second
+	d := dispatcher.New(q, reg, snd, rep, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &benchPipeline{reg: reg, q: q, pub: &Publisher{Registry: reg, Queue: q}, snd: snd, cancel: cancel, done: make(chan error, 1)}
 	go func() { p.done <- d.Start(ctx) }()
@@ -312,7 +316,7 @@ func once(b *testing.B, last *map[string]float64, measure func() map[string]floa
 	}
 }
 
-var throughputResult, latencyResult, statusResult map[string]float64
+var throughputResult, latencyResult, latency5000Result, statusResult map[string]float64
 
 // BenchmarkDeliveryThroughput measures end-to-end deliveries per second,
 // from Publish in batches to arrival at a local sink, with 64 subscriptions
@@ -343,7 +347,10 @@ func measureThroughput(b *testing.B) map[string]float64 {
 	var maxGap time.Duration
 	var outs benchOutcomes
 	pprof.Do(context.Background(), pprof.Labels("phase", "pipeline"), func(context.Context) {
-		p := startBenchPipeline(b, &outs, workers)
+		// The sink is one endpoint host: its limit of attempts in flight
+		// (--max-in-flight-per-host, 32 by default) is the concurrency, so
+		// that as many are in flight as in the bare loop.
+		p := startBenchPipeline(b, &outs, dispatcher.Options{Concurrency: workers, PerHost: workers})
 		defer p.stop(b)
 		repos := make([]string, subscriptions)
 		for i := range repos {
@@ -441,6 +448,11 @@ func measureThroughput(b *testing.B) map[string]float64 {
 		// Process CPU time, the sink's share included, per request it received.
 		fmt.Printf("delivery_cpu_us_per_event: %.0f\n", pipelineCPU)
 		fmt.Printf("bare_http_cpu_us_per_post: %.0f\n", bareCPU)
+	}
+	if pipelineCPU > 0 && bareCPU >= 0 {
+		// CPU time per bare POST over CPU time per delivery: what the
+		// throughput ratio would be on a machine with nothing else to run.
+		fmt.Printf("delivery_cpu_ratio: %.2f\n", bareCPU/pipelineCPU)
 	}
 	fmt.Printf("delivery_throughput_ratio: %.2f\n", ratio)
 	return map[string]float64{"deliveries/s": pipelineRate, "bare-posts/s": bareRate, "publishes/s": publishRate, "ratio": ratio,
@@ -567,14 +579,21 @@ func publishAtRate(b *testing.B, p *benchPipeline, pl benchPayload, repos []stri
 // kubehook's default concurrency, and prints percentiles of the time from
 // the start of the Publish call to the sink having read the request body.
 func BenchmarkDeliveryLatencyAt1000EPS(b *testing.B) {
-	once(b, &latencyResult, func() map[string]float64 { return measureLatency(b) })
+	once(b, &latencyResult, func() map[string]float64 { return measureLatency(b, 1000) })
 }
 
-func measureLatency(b *testing.B) map[string]float64 {
-	const (
-		perTick = 20
-		tick    = 20 * time.Millisecond
-	)
+// BenchmarkDeliveryLatencyAt5000EPS is the same at 5,000 events/s (100
+// every 20 ms): each Publish call brings 25 deliveries per subscription,
+// more than its in-flight limit.
+func BenchmarkDeliveryLatencyAt5000EPS(b *testing.B) {
+	once(b, &latency5000Result, func() map[string]float64 { return measureLatency(b, 5000) })
+}
+
+// measureLatency publishes eps events a second, in one Publish call every
+// tick, and prints the latency percentiles as delivery_*_ms_at_<eps>eps.
+func measureLatency(b *testing.B, eps int) map[string]float64 {
+	const tick = 20 * time.Millisecond
+	perTick := eps * int(tick) / int(time.Second)
 	duration := envDuration(b, "KUBEHOOK_BENCH_LATENCY_FOR", 10*time.Second)
 	capacity := int(duration/tick+2) * perTick
 
@@ -596,7 +615,7 @@ func measureLatency(b *testing.B) map[string]float64 {
 	pl := newBenchPayload(b)
 
 	var outs benchOutcomes
-	p := startBenchPipeline(b, &outs, benchProductionConcurrency)
+	p := startBenchPipeline(b, &outs, dispatcher.Options{Concurrency: benchProductionConcurrency})
 	defer p.stop(b)
 	repos := []string{"bench/a", "bench/b", "bench/c", "bench/d"}
 	for i, r := range repos {
@@ -627,6 +646,7 @@ func measureLatency(b *testing.B) map[string]float64 {
 	}
 
 	before = sink.n.Load()
+	parkedBefore := testutil.ToFloat64(metrics.ParkedTotal)
 	start := time.Now()
 	var publishCalls []time.Duration
 	published := publishAtRate(b, p, pl, repos, perTick, tick, start.Add(duration), func(seq int, at, end time.Time) {
@@ -637,6 +657,7 @@ func measureLatency(b *testing.B) map[string]float64 {
 	})
 	publishing := time.Since(start)
 	awaitArrivals(before, published, "measured run")
+	parked := testutil.ToFloat64(metrics.ParkedTotal) - parkedBefore
 
 	lat := make([]time.Duration, 0, published)
 	missing := 0
@@ -670,14 +691,16 @@ func measureLatency(b *testing.B) map[string]float64 {
 	}
 	pct := func(q float64) float64 { return pctOf(lat, q) }
 	rate := float64(published) / publishing.Seconds()
-	fmt.Printf("delivery_latency_events_per_second: %.0f\n", rate)
-	fmt.Printf("delivery_p50_ms_at_1000eps: %.2f\n", pct(0.50))
-	fmt.Printf("delivery_p90_ms_at_1000eps: %.2f\n", pct(0.90))
-	fmt.Printf("delivery_p99_ms_at_1000eps: %.2f\n", pct(0.99))
-	fmt.Printf("delivery_max_ms_at_1000eps: %.2f\n", float64(lat[len(lat)-1].Microseconds())/1000)
-	// How much of it is the Publish call itself (20 events, durably stored).
-	fmt.Printf("delivery_publish_call_p50_ms_at_1000eps: %.2f\n", pctOf(publishCalls, 0.50))
-	fmt.Printf("delivery_publish_call_p99_ms_at_1000eps: %.2f\n", pctOf(publishCalls, 0.99))
+	at := fmt.Sprintf("at_%deps", eps)
+	fmt.Printf("delivery_latency_events_per_second_%s: %.0f\n", at, rate)
+	fmt.Printf("delivery_p50_ms_%s: %.2f\n", at, pct(0.50))
+	fmt.Printf("delivery_p90_ms_%s: %.2f\n", at, pct(0.90))
+	fmt.Printf("delivery_p99_ms_%s: %.2f\n", at, pct(0.99))
+	fmt.Printf("delivery_max_ms_%s: %.2f\n", at, float64(lat[len(lat)-1].Microseconds())/1000)
+	// How much of it is the Publish call itself (perTick events, durably stored).
+	fmt.Printf("delivery_publish_call_p50_ms_%s: %.2f\n", at, pctOf(publishCalls, 0.50))
+	fmt.Printf("delivery_publish_call_p99_ms_%s: %.2f\n", at, pctOf(publishCalls, 0.99))
+	fmt.Printf("delivery_parked_share_%s: %.2f\n", at, parked/float64(published))
 	return map[string]float64{"events/s": rate, "p50-ms": pct(0.50), "p99-ms": pct(0.99), "max-ms": float64(lat[len(lat)-1].Microseconds()) / 1000}
 }
 
@@ -706,7 +729,7 @@ func measureStatusWrites(b *testing.B) map[string]float64 {
 	pl := newBenchPayload(b)
 
 	tracker := outcomes.New(syncPeriod)
-	p := startBenchPipeline(b, tracker, benchProductionConcurrency)
+	p := startBenchPipeline(b, tracker, dispatcher.Options{Concurrency: benchProductionConcurrency})
 	defer p.stop(b)
 	p.subscribe("hook", "bench/web", sink.URL)
 
