@@ -40,9 +40,12 @@ func inShare(c class, inflight int) bool {
 	return c == failing || (c == unproven && inflight > 0)
 }
 
-// tryAdmit admits an attempt of st's subscription to host if every limit
-// has room at once; mu is held. Without a ticket, a non-zero time says the
-// host's breaker is open until then; zero says wait (on a line).
+// tryAdmit admits an attempt of st's subscription to host if its
+// subscription's and host's limits (and the share, for an attempt in it)
+// have room at once; mu is held. The ticket may lack its worker of the pool
+// still: the caller waits for it (limits.awaitPool). Without a ticket, a
+// non-zero time says the host's breaker is open until then; zero says wait
+// (on a line).
 func (d *Dispatcher) tryAdmit(st *subState, host string) (*ticket, time.Time) {
 	select {
 	case st.slots <- struct{}{}:
@@ -58,7 +61,7 @@ func (d *Dispatcher) tryAdmit(st *subState, host string) (*ticket, time.Time) {
 			return nil, time.Time{}
 		}
 	}
-	g, ok := d.limits.tryAcquire(host, inShare(c, st.inflight))
+	g, ok := d.limits.tryReserve(host, inShare(c, st.inflight))
 	if !ok {
 		releaseSubSlots(st, failSlot)
 		return nil, time.Time{}

@@ -15,14 +15,16 @@
 // endpoints hang, and a new subscription's first attempt never waits for
 // failing ones. Health is kept in this process's memory, per subscription.
 //
-// The shared consumer never waits for a worker. When a delivery cannot
-// start at once, its subscription is "parked": its deliveries are moved,
-// once each, to a line of its own in the queue, read by a consumer whose
-// window is a few times the subscription's limit and which waits for
-// workers (holding up only its own subscription). Its backlog waits on
-// disk, not in memory and not in front of the other subscriptions. A
-// parked subscription whose line runs empty goes back to the shared
-// consumer.
+// The shared consumer never waits for a busy subscription or host. When a
+// delivery's subscription, host or share has no room, its subscription is
+// "parked": its deliveries are moved, once each, to a line of its own in
+// the queue, read by a consumer whose window is a few times the
+// subscription's limit and which waits for workers (holding up only its own
+// subscription). Its backlog waits on disk, not in memory and not in front
+// of the other subscriptions. A parked subscription whose line runs empty
+// goes back to the shared consumer. When only the pool is full, nothing
+// could start anywhere: the shared consumer waits a moment for a worker
+// rather than parking, as long as the pool's attempts end.
 //
 // Among replicas (Options.Lines) the in-flight limit is one for them all:
 // each replica starts at most one attempt of a subscription from the
@@ -123,7 +125,8 @@ type Options struct {
 	// most this share of the pool. Default half of Concurrency.
 	FailingConcurrency int
 	// PerHost bounds the attempts in flight to one endpoint host (host and
-	// port of the endpoint URL), across subscriptions. Default 32.
+	// port of the endpoint URL), across subscriptions. Default 32; at
+	// Concurrency or more, the pool alone bounds them.
 	PerHost int
 	// BreakerThreshold is the number of consecutive failed attempts to one
 	// endpoint host (no answer, timeouts, 5xx) that opens its circuit
@@ -375,12 +378,22 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	return err
 }
 
-// handle runs on the shared consumer's goroutine: it never waits, neither
-// on a busy subscription nor for a worker. A delivery that cannot start at
-// once is parked on its subscription's line, whose consumer may wait: a
-// negative ack would hand it straight back (the queue offers no delay
-// shorter than a retry schedule's second), a retry schedule would reorder
-// it and cost a second, and waiting here would hold up every subscription.
+// handle runs on the shared consumer's goroutine: it never waits on a
+// busy subscription or host. A delivery whose subscription, host or share
+// has no room is parked on its subscription's line, whose consumer may
+// wait: a negative ack would hand it straight back (the queue offers no
+// delay shorter than a retry schedule's second), a retry schedule would
+// reorder it and cost a second, and waiting here would hold up every
+// subscription.
+//
+// When only the pool is full, no delivery of any subscription can start
+// before a worker frees, however it waits; handle waits for one itself
+// (in order of arrival with the lines' waiters), so the consumer takes from
+// the queue only what the pool can start. Parking it instead would cost two
+// more writes to the store, and keep the subscription on its line (and a
+// consumer of its own) for as long as deliveries keep coming. It waits only
+// while the pool's attempts end (limits.awaitPool): a pool held by slow
+// attempts holds nobody up here, its deliveries are parked as before.
 func (d *Dispatcher) handle(m *queue.Msg) {
 	if d.stopping.Load() {
 		_ = m.Release()
@@ -403,10 +416,19 @@ func (d *Dispatcher) handle(m *queue.Msg) {
 		if t != nil {
 			st.inflight++
 			d.mu.Unlock()
-			d.startWorker(sub.UID, st, m, t)
-			return
-		}
-		if !until.IsZero() {
+			if d.limits.awaitPool(t.grant, d.stop) || d.stopping.Load() {
+				// Without a worker at shutdown, work gives m back.
+				d.startWorker(sub.UID, st, m, t)
+				return
+			}
+			d.limits.release(t.grant)
+			d.breakers.abandon(t.host, t.probe)
+			d.mu.Lock()
+			t.releaseSlots()
+			if st.inflight--; st.inflight == 0 {
+				d.idle.Broadcast()
+			}
+		} else if !until.IsZero() {
 			d.mu.Unlock()
 			d.deferUntil(m, until)
 			return
@@ -472,7 +494,14 @@ func (d *Dispatcher) startWorker(uid types.UID, st *subState, m *queue.Msg, t *t
 // parked subscription checks whether its line ran empty.
 func (d *Dispatcher) work(uid types.UID, st *subState, m *queue.Msg, t *ticket) {
 	defer d.wg.Done()
-	attempted, ok := d.attempt(m, t)
+	attempted, ok := false, false
+	if t.pooled {
+		attempted, ok = d.attempt(m, t)
+	} else {
+		// Stopped before a worker freed: back to the queue unchanged.
+		d.breakers.abandon(t.host, t.probe)
+		_ = m.Release()
+	}
 	d.limits.release(t.grant)
 	d.mu.Lock()
 	t.releaseSlots()

@@ -300,3 +300,33 @@ func TestOpenBreakerDefersDeliveriesWithoutCountingAttempts(t *testing.T) {
 		break
 	}
 }
+
+// A pool full of attempts that do not end holds the shared consumer up for
+// a moment at most: a healthy subscription's delivery that finds no worker
+// is parked once the wait runs out, and the deliveries behind it (here an
+// inactive subscription's, dead-lettered) are judged at once.
+func TestPoolHeldBySlowAttemptsHoldsTheSharedConsumerUpBriefly(t *testing.T) {
+	g := NewWithT(t)
+	const slow = 4
+	var hosts []string
+	for i := range slow {
+		hosts = append(hosts, fmt.Sprintf("slow-%d.test:80", i))
+	}
+	s := newFakeSender(hosts...)
+	r := startRig(t, s, Options{Concurrency: slow, BreakerThreshold: -1})
+	for i := range slow {
+		r.publish(r.subscribe(fmt.Sprintf("slow-%d", i), "http://"+hosts[i]+"/hook", func(s *registry.Subscription) {
+			s.Delivery.Timeout = time.Minute
+		}), 1)
+	}
+	g.Eventually(s.hangingNow, 10*time.Second, 10*time.Millisecond).Should(Equal(slow), "attempts holding the whole pool")
+
+	parked := testutil.ToFloat64(metrics.ParkedTotal)
+	r.publish(r.subscribe("healthy", "http://ok.test/hook"), 1)
+	r.publish(r.subscribe("inactive", "http://gone.test/hook", func(s *registry.Subscription) { s.Inactive = true }), 20)
+	begin := time.Now()
+	g.Eventually(func() (uint64, error) { return r.q.DeadLetters(context.Background()) }, 5*time.Second, 10*time.Millisecond).Should(Equal(uint64(20)))
+	g.Expect(time.Since(begin)).To(BeNumerically("<", 2*time.Second), "dead-lettering behind a full pool")
+	g.Expect(testutil.ToFloat64(metrics.ParkedTotal)-parked).To(Equal(1.0), "the healthy delivery parked")
+	g.Expect(s.hangingNow()).To(Equal(slow))
+}

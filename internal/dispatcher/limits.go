@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // class is what the dispatcher knows of a subscription's health.
@@ -29,6 +31,9 @@ const (
 type limits struct {
 	pool, share chan struct{}
 	perHost     int
+	// poolStuck is set when a wait for a worker of the pool ran out, until
+	// an attempt gives one back.
+	poolStuck atomic.Bool
 
 	mu    sync.Mutex
 	hosts map[string]*hostSlots
@@ -46,11 +51,20 @@ type grant struct {
 	host    string
 	hs      *hostSlots
 	inShare bool
+	// pooled: it holds its worker of the pool. A grant from tryReserve may
+	// not yet; awaitPool waits for it.
+	pooled bool
 }
 
 // newLimits returns limits of concurrency attempts in all, share of them
-// for subscriptions not known to be healthy, and perHost to one host.
+// for subscriptions not known to be healthy, and perHost to one host. A
+// per-host limit of the pool's size or more bounds nothing the pool does
+// not, and is not kept: its slots would only fill up before the pool's and
+// set deliveries aside as if their host were busy.
 func newLimits(concurrency, share, perHost int) *limits {
+	if perHost >= concurrency {
+		perHost = 0
+	}
 	return &limits{
 		pool:    make(chan struct{}, concurrency),
 		share:   make(chan struct{}, share),
@@ -59,28 +73,84 @@ func newLimits(concurrency, share, perHost int) *limits {
 	}
 }
 
-// sems returns the semaphores an attempt takes, in order.
+// sems returns the semaphores an attempt takes, in order; hs is nil
+// without a per-host limit.
 func (l *limits) sems(hs *hostSlots, inShare bool) []chan struct{} {
-	if inShare {
-		return []chan struct{}{hs.slots, l.share, l.pool}
+	sems := make([]chan struct{}, 0, 3)
+	if hs != nil {
+		sems = append(sems, hs.slots)
 	}
-	return []chan struct{}{hs.slots, l.pool}
+	if inShare {
+		sems = append(sems, l.share)
+	}
+	return append(sems, l.pool)
 }
 
 // tryAcquire takes a worker for an attempt to host at once, or nothing;
 // inShare attempts also need a place in the share.
 func (l *limits) tryAcquire(host string, inShare bool) (*grant, bool) {
+	g, ok := l.tryReserve(host, inShare)
+	if ok && !g.pooled {
+		l.release(g)
+		return nil, false
+	}
+	return g, ok
+}
+
+// tryReserve takes, at once, the limits that set one endpoint apart from
+// another: the host's slot and, for inShare attempts, a place in the share;
+// nothing when one of them is full. It takes the pool's worker too when one
+// is free (g.pooled); else awaitPool waits for it.
+func (l *limits) tryReserve(host string, inShare bool) (*grant, bool) {
 	g := &grant{host: host, hs: l.use(host), inShare: inShare}
 	sems := l.sems(g.hs, inShare)
-	for i, sem := range sems {
+	own := sems[:len(sems)-1] // all but the pool, the last
+	for i, sem := range own {
 		select {
 		case sem <- struct{}{}:
 		default:
-			l.giveBack(g, sems[:i])
+			l.giveBack(g, own[:i])
 			return nil, false
 		}
 	}
+	select {
+	case l.pool <- struct{}{}:
+		g.pooled = true
+	default:
+	}
 	return g, true
+}
+
+// poolTurnover is how long awaitPool waits for a worker of a full pool. A
+// pool whose attempts end frees workers far more often (at 1,000
+// deliveries/s, one a millisecond); one that frees none for this long is
+// held by slow attempts. It is longer than the stalls of a busy machine or
+// of a container throttled by its CPU quota (100 ms periods), which would
+// park deliveries for nothing.
+const poolTurnover = 500 * time.Millisecond
+
+// awaitPool waits for g's worker of the pool, if it has none yet, for at
+// most poolTurnover; once a wait has run out, it does not wait again until
+// an attempt gives its worker back. It reports whether g has its worker;
+// false also when stop is closed. Waiters get workers in order of arrival.
+func (l *limits) awaitPool(g *grant, stop <-chan struct{}) bool {
+	if g.pooled {
+		return true
+	}
+	if l.poolStuck.Load() {
+		return false
+	}
+	wait := time.NewTimer(poolTurnover)
+	defer wait.Stop()
+	select {
+	case l.pool <- struct{}{}:
+		g.pooled = true
+		return true
+	case <-stop:
+	case <-wait.C:
+		l.poolStuck.Store(true)
+	}
+	return false
 }
 
 // acquire waits for a worker for an attempt to host, until stop or cancel
@@ -99,11 +169,21 @@ func (l *limits) acquire(host string, inShare bool, stop, cancel <-chan struct{}
 			return nil, false
 		}
 	}
+	g.pooled = true
 	return g, true
 }
 
 // release frees what g holds.
-func (l *limits) release(g *grant) { l.giveBack(g, l.sems(g.hs, g.inShare)) }
+func (l *limits) release(g *grant) {
+	sems := l.sems(g.hs, g.inShare)
+	if !g.pooled {
+		sems = sems[:len(sems)-1]
+	}
+	l.giveBack(g, sems)
+	if g.pooled && l.poolStuck.Load() {
+		l.poolStuck.Store(false)
+	}
+}
 
 func (l *limits) giveBack(g *grant, taken []chan struct{}) {
 	for _, sem := range taken {
@@ -113,6 +193,9 @@ func (l *limits) giveBack(g *grant, taken []chan struct{}) {
 }
 
 func (l *limits) use(host string) *hostSlots {
+	if l.perHost == 0 {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	hs := l.hosts[host]
@@ -125,6 +208,9 @@ func (l *limits) use(host string) *hostSlots {
 }
 
 func (l *limits) unuse(g *grant) {
+	if g.hs == nil {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if g.hs.users--; g.hs.users == 0 && l.hosts[g.host] == g.hs {

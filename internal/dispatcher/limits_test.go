@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // One host holds at most its per-host slots, whatever the pool has left;
@@ -143,5 +144,49 @@ func TestHostOf(t *testing.T) {
 		if got := hostOf(endpoint); got != want {
 			t.Errorf("hostOf(%q) = %q, want %q", endpoint, got, want)
 		}
+	}
+}
+
+// When only the pool is full, tryReserve takes the rest and leaves the
+// worker to awaitPool, which gets the next one given back: a per-host limit
+// of the pool's size is not kept, as its slots would fill first. A wait that
+// runs out marks the pool stuck: the next one does not wait, until an
+// attempt gives a worker back.
+func TestReserveWaitsForThePoolAlone(t *testing.T) {
+	l := newLimits(2, 1, 2)
+	a, _ := l.tryAcquire("a:80", false)
+	b, _ := l.tryAcquire("a:80", false)
+	g, ok := l.tryReserve("a:80", false)
+	if !ok || g.pooled {
+		t.Fatalf("tryReserve with the pool full = %+v, %v; want a grant without its worker", g, ok)
+	}
+	stop := make(chan struct{})
+	got := make(chan bool)
+	go func() { got <- l.awaitPool(g, stop) }()
+	l.release(a)
+	if !<-got {
+		t.Fatal("awaitPool did not get the worker given back")
+	}
+
+	h, _ := l.tryReserve("b:80", false)
+	begin := time.Now()
+	if l.awaitPool(h, stop) {
+		t.Fatal("awaitPool got a worker of a full pool")
+	}
+	if waited := time.Since(begin); waited < poolTurnover {
+		t.Fatalf("awaitPool gave up after %s; want %s", waited, poolTurnover)
+	}
+	begin = time.Now()
+	if l.awaitPool(h, stop) || time.Since(begin) > poolTurnover/2 {
+		t.Fatal("awaitPool waited on a pool marked stuck")
+	}
+	l.release(b)
+	if !l.awaitPool(h, stop) {
+		t.Fatal("awaitPool did not get the worker given back to a stuck pool")
+	}
+	l.release(g)
+	l.release(h)
+	if len(l.hosts) != 0 || len(l.pool) != 0 {
+		t.Fatalf("after releasing everything: %d hosts tracked, %d workers taken", len(l.hosts), len(l.pool))
 	}
 }
