@@ -20,10 +20,10 @@ import (
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/dispatcher"
-	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/intake"
 	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/payload"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // endpoint answers with the queued codes, then 200, and records bodies.
@@ -66,7 +66,7 @@ func publishTagPush(g Gomega, repo string) {
 	ns, name, _ := cutRepo(repo)
 	ev, err := payload.NewEvent(kubehookv1.TagPush, time.Now(), payload.TagPush{Namespace: ns, Repository: name, Tag: "v1"})
 	g.Expect(err).NotTo(HaveOccurred())
-	_, err = publisher.Publish(context.Background(), engine.Event{Repository: repo, Payload: ev})
+	_, err = publisher.Publish(context.Background(), intake.Event{Repository: repo, Payload: ev})
 	g.Expect(err).NotTo(HaveOccurred())
 }
 
@@ -171,11 +171,11 @@ func TestGoneDeactivatesUntilReactivated(t *testing.T) {
 	g.Expect(got.Status.Inactive).To(BeFalse())
 }
 
-func tagPushEvent(g Gomega, repo string) engine.Event {
+func tagPushEvent(g Gomega, repo string) intake.Event {
 	ns, name, _ := cutRepo(repo)
 	ev, err := payload.NewEvent(kubehookv1.TagPush, time.Now(), payload.TagPush{Namespace: ns, Repository: name, Tag: "v1"})
 	g.Expect(err).NotTo(HaveOccurred())
-	return engine.Event{Repository: repo, Payload: ev}
+	return intake.Event{Repository: repo, Payload: ev}
 }
 
 func TestTestAnnotationSendsTheSamplePayloadOncePerValue(t *testing.T) {
@@ -250,7 +250,7 @@ func TestStatusWritesAreCoalescedUnderLoad(t *testing.T) {
 	tick := time.NewTicker(time.Second / (perSecond / batch))
 	defer tick.Stop()
 	start := time.Now()
-	events := make([]engine.Event, batch)
+	events := make([]intake.Event, batch)
 	for sent := 0; sent < perSecond*seconds; sent += batch {
 		<-tick.C
 		for i := range events {
@@ -296,7 +296,7 @@ func TestStaleReadNeverUndoesADeactivation(t *testing.T) {
 	})
 	r := &WebhookSubscriptionReconciler{
 		Client: staleClient, SecretReader: k8sClient, Recorder: events.NewFakeRecorder(10),
-		Registry: registry.New(), Outcomes: ownTracker, Tenancy: true,
+		Registry: subscriptions.New(), Outcomes: ownTracker, Tenancy: true,
 	}
 	res, err := r.Reconcile(ctx, reqFor(ns, sub.Name))
 	g.Expect(err).NotTo(HaveOccurred())

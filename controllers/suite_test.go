@@ -24,11 +24,11 @@ import (
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/dispatcher"
-	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/intake"
 	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 	"github.com/kubehook/kubehook/internal/testenv"
 )
 
@@ -38,9 +38,9 @@ const statusSyncPeriod = 10 * time.Second
 // One control plane and one manager for the package; each test makes its own namespace.
 var (
 	k8sClient  client.WithWatch
-	reg        *registry.Registry
+	reg        *subscriptions.Registry
 	tracker    *outcomes.Tracker
-	publisher  *engine.Publisher
+	publisher  *intake.Publisher
 	reconciles = &reconcileCounter{counts: map[types.NamespacedName]int{}}
 	// secretReads counts Secrets read from the API server, per namespace.
 	secretReads = &readCounter{counts: map[string]int{}}
@@ -91,7 +91,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer q.Close()
-	reg = registry.New()
+	reg = subscriptions.New()
 	tracker = outcomes.New(statusSyncPeriod)
 	tracker.CountFrom(q)
 	snd := sender.New(sender.Options{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
@@ -104,7 +104,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	publisher = &engine.Publisher{Registry: reg, Queue: q}
+	publisher = &intake.Publisher{Registry: reg, Queue: q}
 
 	r := &WebhookSubscriptionReconciler{
 		Client:       mgr.GetClient(),

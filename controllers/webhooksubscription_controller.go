@@ -24,7 +24,7 @@ import (
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/outcomes"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // conflictRequeueAfter is how long a reconcile whose status write met a
@@ -42,7 +42,7 @@ type WebhookSubscriptionReconciler struct {
 	// Secret contents are never cached: only their metadata is watched.
 	SecretReader client.Reader
 	Recorder     recorder.EventRecorder
-	Registry     *registry.Registry
+	Registry     *subscriptions.Registry
 	// Outcomes, when set, holds the delivery engine's outcomes; its events
 	// wake the reconciler, the single writer of status.
 	Outcomes *outcomes.Tracker
@@ -116,7 +116,7 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 // reconcile runs the phases in order and records the outcome in obj.Status.
 func (r *WebhookSubscriptionReconciler) reconcile(ctx context.Context, obj *kubehookv1.WebhookSubscription) error {
 	id := client.ObjectKeyFromObject(obj)
-	entry := &registry.Subscription{
+	entry := &subscriptions.Subscription{
 		ID:                  id,
 		UID:                 obj.UID,
 		Generation:          obj.Generation,
@@ -125,11 +125,11 @@ func (r *WebhookSubscriptionReconciler) reconcile(ctx context.Context, obj *kube
 		Endpoint:            obj.Spec.Endpoint,
 		Suspended:           obj.Spec.Suspend,
 		PayloadFormat:       obj.Spec.GetPayloadFormat(),
-		Delivery:            registry.DeliveryFor(&obj.Spec),
+		Delivery:            subscriptions.DeliveryFor(&obj.Spec),
 		SkipTLSVerification: obj.Spec.SkipTLSVerification,
 	}
 
-	for _, phase := range []func(context.Context, *kubehookv1.WebhookSubscription, *registry.Subscription) error{
+	for _, phase := range []func(context.Context, *kubehookv1.WebhookSubscription, *subscriptions.Subscription) error{
 		r.checkSpec,
 		r.checkTenancy,
 		r.resolveSecrets,

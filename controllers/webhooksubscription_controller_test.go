@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 const (
@@ -140,7 +140,7 @@ func TestSuspendedStaysRegisteredAndHoldsWhatItMatches(t *testing.T) {
 	g.Expect(entry.Suspended).To(BeTrue())
 	g.Expect(reg.Match(kubehookv1.TagPush, ns+"/app")).To(ContainElement(HaveField("ID", client.ObjectKeyFromObject(sub))))
 	fate, _ := entry.Fate()
-	g.Expect(fate).To(Equal(registry.Hold))
+	g.Expect(fate).To(Equal(subscriptions.Hold))
 }
 
 func TestMissingSecretThenCreatedBecomesReady(t *testing.T) {
@@ -161,7 +161,7 @@ func TestMissingSecretThenCreatedBecomesReady(t *testing.T) {
 	g.Expect(registered).To(BeTrue())
 	g.Expect(stalledEntry.Stalled).To(ContainSubstring(kubehookv1.SecretNotFoundReason))
 	fate, _ := stalledEntry.Fate()
-	g.Expect(fate).To(Equal(registry.Hold))
+	g.Expect(fate).To(Equal(subscriptions.Hold))
 	before := got.DeepCopy()
 
 	// Creating the Secret alone, without touching the subscription, makes it Ready.
@@ -306,7 +306,7 @@ func TestTenancyAllowDenyAndReevaluation(t *testing.T) {
 	delete(nsObj.Annotations, kubehookv1.RegistryNamespacesAnnotation)
 	g.Expect(k8sClient.Update(ctx, nsObj)).To(Succeed())
 	waitReady(g, denied, metav1.ConditionFalse, kubehookv1.KeyNotPermittedReason)
-	g.Eventually(func() []*registry.Subscription {
+	g.Eventually(func() []*subscriptions.Subscription {
 		return reg.Match(kubehookv1.TagPush, other+"/app")
 	}, timeout, interval).Should(BeEmpty())
 	waitReady(g, own, metav1.ConditionTrue, kubehookv1.SucceededReason)

@@ -14,15 +14,15 @@ import (
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/credentials"
 	"github.com/kubehook/kubehook/internal/payload"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/retry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 	"github.com/kubehook/kubehook/internal/tenancy"
 )
 
 // checkSpec repeats in Go the critical rules admission enforces, for objects
 // stored before a rule existed.
-func (r *WebhookSubscriptionReconciler) checkSpec(_ context.Context, obj *kubehookv1.WebhookSubscription, _ *registry.Subscription) error {
+func (r *WebhookSubscriptionReconciler) checkSpec(_ context.Context, obj *kubehookv1.WebhookSubscription, _ *subscriptions.Subscription) error {
 	if err := kubehookv1.ValidateSpec(&obj.Spec); err != nil {
 		return stalled(kubehookv1.InvalidSpecReason, "%s", err)
 	}
@@ -31,7 +31,7 @@ func (r *WebhookSubscriptionReconciler) checkSpec(_ context.Context, obj *kubeho
 
 // checkTenancy keeps a subscription to a registry namespace its Kubernetes
 // namespace may not use out of the registry.
-func (r *WebhookSubscriptionReconciler) checkTenancy(ctx context.Context, obj *kubehookv1.WebhookSubscription, _ *registry.Subscription) error {
+func (r *WebhookSubscriptionReconciler) checkTenancy(ctx context.Context, obj *kubehookv1.WebhookSubscription, _ *subscriptions.Subscription) error {
 	if !r.Tenancy {
 		return nil
 	}
@@ -47,7 +47,7 @@ func (r *WebhookSubscriptionReconciler) checkTenancy(ctx context.Context, obj *k
 }
 
 // resolveSecrets reads and parses every referenced Secret into the entry.
-func (r *WebhookSubscriptionReconciler) resolveSecrets(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
+func (r *WebhookSubscriptionReconciler) resolveSecrets(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *subscriptions.Subscription) error {
 	spec := &obj.Spec
 	if r.reuseSecrets(ctx, obj, entry) {
 		return nil
@@ -105,7 +105,7 @@ func withSecretName(ref *kubehookv1.SecretReference, err error) error {
 // neither the spec nor any referenced Secret changed since it was parsed, as
 // told by the Secrets' resourceVersions in the metadata cache. Most
 // reconciles (delivery status updates) then read no Secret from the API.
-func (r *WebhookSubscriptionReconciler) reuseSecrets(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) bool {
+func (r *WebhookSubscriptionReconciler) reuseSecrets(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *subscriptions.Subscription) bool {
 	cur, ok := r.Registry.Get(client.ObjectKeyFromObject(obj))
 	// A stalled entry's material is incomplete: parse again.
 	if !ok || cur.UID != obj.UID || cur.Generation != obj.Generation || cur.SecretVersions == nil || cur.Stalled != "" {
@@ -135,7 +135,7 @@ func (r *WebhookSubscriptionReconciler) reuseSecrets(ctx context.Context, obj *k
 // secretData reads a Secret's data, recording its resourceVersion in the
 // entry. A missing Secret stalls the subscription until the Secret watch
 // brings it back.
-func (r *WebhookSubscriptionReconciler) secretData(ctx context.Context, entry *registry.Subscription, namespace, name, field string) (map[string][]byte, error) {
+func (r *WebhookSubscriptionReconciler) secretData(ctx context.Context, entry *subscriptions.Subscription, namespace, name, field string) (map[string][]byte, error) {
 	secret := &corev1.Secret{}
 	if err := r.SecretReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -154,7 +154,7 @@ func (r *WebhookSubscriptionReconciler) secretData(ctx context.Context, entry *r
 // keeps its start across restarts, only a success, a reactivation or a spec
 // change ends it, and it deactivates the subscription once it is longer
 // than deactivateAfter.
-func (r *WebhookSubscriptionReconciler) applyDeliveryStatus(_ context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
+func (r *WebhookSubscriptionReconciler) applyDeliveryStatus(_ context.Context, obj *kubehookv1.WebhookSubscription, entry *subscriptions.Subscription) error {
 	st := &obj.Status
 	if r.Outcomes != nil {
 		if s, ok := r.Outcomes.Get(client.ObjectKeyFromObject(obj)); ok && s.UID == obj.UID {
@@ -229,7 +229,7 @@ func metaTime(t time.Time) *metav1.Time {
 // the engine's outcomes are applied, so it only ever reactivates what status
 // recorded as inactive: a deactivation not yet written is never mistaken
 // for an old one.
-func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *kubehookv1.WebhookSubscription, _ *registry.Subscription) error {
+func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *kubehookv1.WebhookSubscription, _ *subscriptions.Subscription) error {
 	st := &obj.Status
 	reactivate := obj.Annotations[kubehookv1.ReactivateAnnotation]
 	specChanged := st.ObservedGeneration != 0 && obj.Generation != st.ObservedGeneration
@@ -253,11 +253,11 @@ func (r *WebhookSubscriptionReconciler) applyInactive(_ context.Context, obj *ku
 // TestSender makes the one HTTP attempt of a test delivery, with the SSRF
 // guard and signing of real ones (the engine's sender).
 type TestSender interface {
-	Send(ctx context.Context, sub *registry.Subscription, req sender.Request) sender.Result
+	Send(ctx context.Context, sub *subscriptions.Subscription, req sender.Request) sender.Result
 }
 
 // value of the kubehook.io/test annotation, and records the outcome.
-func (r *WebhookSubscriptionReconciler) testDelivery(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) error {
+func (r *WebhookSubscriptionReconciler) testDelivery(ctx context.Context, obj *kubehookv1.WebhookSubscription, entry *subscriptions.Subscription) error {
 	request, ok := obj.Annotations[kubehookv1.TestAnnotation]
 	// The leader alone sends it, so it is sent once whatever the replicas.
 	if !ok || request == "" || r.Sender == nil || !r.leads() {

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // writeStatus is the one status write, run (deferred) at the end of every
@@ -53,7 +53,7 @@ func (r *WebhookSubscriptionReconciler) writeStatus(ctx context.Context, read, o
 
 // markReady records a successful reconcile: Ready reflects whether the
 // subscription is delivering; Reconciling and Stalled are removed.
-func markReady(obj *kubehookv1.WebhookSubscription, entry *registry.Subscription) {
+func markReady(obj *kubehookv1.WebhookSubscription, entry *subscriptions.Subscription) {
 	status, reason, msg := metav1.ConditionTrue, kubehookv1.SucceededReason, readyMessage(entry)
 	switch {
 	case entry.Inactive:
@@ -83,7 +83,7 @@ func markReady(obj *kubehookv1.WebhookSubscription, entry *registry.Subscription
 	obj.Status.ObservedGeneration = obj.Generation
 }
 
-func readyMessage(entry *registry.Subscription) string {
+func readyMessage(entry *subscriptions.Subscription) string {
 	scope := "every repository"
 	if entry.Key != "" {
 		scope = entry.Key

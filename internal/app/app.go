@@ -32,13 +32,13 @@ import (
 	"github.com/kubehook/kubehook/internal/clusterranges"
 	"github.com/kubehook/kubehook/internal/dispatcher"
 	"github.com/kubehook/kubehook/internal/dtrapi"
-	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/intake"
 	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
 	"github.com/kubehook/kubehook/internal/sources"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 	"github.com/kubehook/kubehook/internal/version"
 )
 
@@ -183,7 +183,7 @@ func (o *Options) queueConfig() queue.Config {
 }
 
 // sourcesServer builds the event sources server from the flags.
-func (o *Options) sourcesServer(mgr manager.Manager, pub *engine.Publisher, loaded *loadGate, shared sources.SharedResolutions) (*sources.Server, error) {
+func (o *Options) sourcesServer(mgr manager.Manager, pub *intake.Publisher, loaded *loadGate, shared sources.SharedResolutions) (*sources.Server, error) {
 	if (o.EventsTLSCertFile == "") != (o.EventsTLSKeyFile == "") {
 		return nil, fmt.Errorf("--events-tls-cert-file and --events-tls-key-file go together: set both or neither")
 	}
@@ -302,7 +302,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 	}
 	defer q.Close()
 
-	reg := registry.New()
+	reg := subscriptions.New()
 	loaded := &loadGate{reader: mgr.GetClient(), reg: reg, timeout: time.Minute}
 	tracker := outcomes.New(o.StatusSyncPeriod)
 	tracker.CountFrom(q)
@@ -388,7 +388,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 			}
 			shared = bucket
 		}
-		srv, err := o.sourcesServer(mgr, &engine.Publisher{Registry: reg, Queue: q}, loaded, shared)
+		srv, err := o.sourcesServer(mgr, &intake.Publisher{Registry: reg, Queue: q}, loaded, shared)
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // gauges keeps kubehook_queue_pending, kubehook_queue_up and
@@ -16,7 +16,7 @@ import (
 // of subscriptions no longer registered.
 type gauges struct {
 	queue    *queue.Queue
-	registry *registry.Registry
+	registry *subscriptions.Registry
 	// perSubscription is nil unless --per-subscription-metrics is on.
 	perSubscription *metrics.PerSubscription
 }
@@ -62,8 +62,8 @@ func (g *gauges) refresh(ctx context.Context) {
 }
 
 // stateOf is the one state a subscription counts in, in the order its
-// deliveries' fate is decided (registry.Subscription.Fate).
-func stateOf(s *registry.Subscription) string {
+// deliveries' fate is decided (subscriptions.Subscription.Fate).
+func stateOf(s *subscriptions.Subscription) string {
 	switch {
 	case s.Inactive:
 		return metrics.StateInactive

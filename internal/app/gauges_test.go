@@ -8,11 +8,11 @@ import (
 
 	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
-func subscription(name string, edit func(*registry.Subscription)) *registry.Subscription {
-	s := &registry.Subscription{ID: types.NamespacedName{Namespace: "acme", Name: name}, UID: types.UID("uid-" + name), Type: "TAG_PUSH"}
+func subscription(name string, edit func(*subscriptions.Subscription)) *subscriptions.Subscription {
+	s := &subscriptions.Subscription{ID: types.NamespacedName{Namespace: "acme", Name: name}, UID: types.UID("uid-" + name), Type: "TAG_PUSH"}
 	if edit != nil {
 		edit(s)
 	}
@@ -34,14 +34,14 @@ func TestGaugesCountSubscriptionsByStateAndQueueUp(t *testing.T) {
 			q.Close()
 		}
 	}()
-	reg := registry.New()
+	reg := subscriptions.New()
 	reg.Upsert(subscription("a", nil))
 	reg.Upsert(subscription("b", nil))
-	reg.Upsert(subscription("paused", func(s *registry.Subscription) { s.Suspended = true }))
-	reg.Upsert(subscription("no-secret", func(s *registry.Subscription) { s.Stalled = "SecretNotFound: hook-key" }))
-	reg.Upsert(subscription("gone-410", func(s *registry.Subscription) { s.Inactive = true }))
+	reg.Upsert(subscription("paused", func(s *subscriptions.Subscription) { s.Suspended = true }))
+	reg.Upsert(subscription("no-secret", func(s *subscriptions.Subscription) { s.Stalled = "SecretNotFound: hook-key" }))
+	reg.Upsert(subscription("gone-410", func(s *subscriptions.Subscription) { s.Inactive = true }))
 	// Inactive wins over suspended: its deliveries are dead letters, not held.
-	reg.Upsert(subscription("both", func(s *registry.Subscription) { s.Inactive, s.Suspended = true, true }))
+	reg.Upsert(subscription("both", func(s *subscriptions.Subscription) { s.Inactive, s.Suspended = true, true }))
 
 	metrics.QueueUp.Set(-1)
 	g := &gauges{queue: q, registry: reg}
@@ -76,7 +76,7 @@ func TestGaugesRemovePerSubscriptionSeriesOfDeletedSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	reg := registry.New()
+	reg := subscriptions.New()
 	kept, deleted := subscription("kept", nil), subscription("deleted", nil)
 	reg.Upsert(kept)
 	reg.Upsert(deleted)

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // loadGate tells when the subscription registry reflects every
@@ -23,7 +23,7 @@ import (
 // event is accepted (it would match nothing), and /readyz fails.
 type loadGate struct {
 	reader  client.Reader
-	reg     *registry.Registry
+	reg     *subscriptions.Registry
 	timeout time.Duration
 	loaded  atomic.Bool
 }
@@ -65,7 +65,7 @@ func (g *loadGate) Wait(ctx context.Context) error {
 // subscriptionHandled reports whether the controller has dealt with sub's
 // current generation: it is registered in the engine, or being deleted, or
 // its status says it was refused (Ready false for this generation).
-func subscriptionHandled(sub *kubehookv1.WebhookSubscription, reg *registry.Registry) bool {
+func subscriptionHandled(sub *kubehookv1.WebhookSubscription, reg *subscriptions.Registry) bool {
 	if !sub.DeletionTimestamp.IsZero() {
 		return true
 	}

@@ -24,8 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 	"github.com/kubehook/kubehook/internal/testenv"
 )
 
@@ -121,7 +121,7 @@ func strs(ps []netip.Prefix) []string {
 // fails the test when it was not refused. Only call it for addresses the
 // guard refuses one way or another: it makes a real attempt otherwise.
 func refusal(g Gomega, endpoint string) string {
-	res := snd.Send(context.Background(), &registry.Subscription{Endpoint: endpoint, Delivery: registry.Delivery{Timeout: 5 * time.Second}}, sender.Request{ID: "msg_1", Body: []byte("{}")})
+	res := snd.Send(context.Background(), &subscriptions.Subscription{Endpoint: endpoint, Delivery: subscriptions.Delivery{Timeout: 5 * time.Second}}, sender.Request{ID: "msg_1", Body: []byte("{}")})
 	var e *sender.AddressNotAllowedError
 	g.Expect(res.Err).To(BeAssignableToTypeOf(e), "Send = %+v", res)
 	g.Expect(res.NotSent).To(BeTrue())

@@ -13,9 +13,9 @@ import (
 	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/payload"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/retry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // attempt makes one delivery attempt and finishes the message: acked on
@@ -131,7 +131,7 @@ func (d *Dispatcher) recordHost(t *ticket, endpoint string, h hostHealth) time.T
 	return d.breakers.done(host, t.probe, h)
 }
 
-func (d *Dispatcher) render(sub *registry.Subscription, m *queue.Msg) ([]byte, string, error) {
+func (d *Dispatcher) render(sub *subscriptions.Subscription, m *queue.Msg) ([]byte, string, error) {
 	// The queue holds the DTR body itself (engine.Publisher encodes it).
 	if f := sub.PayloadFormat; (f == kubehookv1.PayloadFormatDTR || f == "") && json.Valid(m.Event) {
 		return m.Event, payload.ContentTypeDTR, nil

@@ -57,13 +57,13 @@ import (
 
 	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // Sender makes exactly one HTTP attempt.
 type Sender interface {
-	Send(ctx context.Context, sub *registry.Subscription, req sender.Request) sender.Result
+	Send(ctx context.Context, sub *subscriptions.Subscription, req sender.Request) sender.Result
 }
 
 // LineReaders tells the replicas of a cluster which subscriptions are read
@@ -235,7 +235,7 @@ func (o Options) withDefaults() Options {
 // Dispatcher consumes the queue and delivers. It is a manager.Runnable.
 type Dispatcher struct {
 	queue    *queue.Queue
-	registry *registry.Registry
+	registry *subscriptions.Registry
 	sender   Sender
 	reporter Reporter
 	opts     Options
@@ -307,7 +307,7 @@ type subState struct {
 }
 
 // New returns a dispatcher; Start runs it.
-func New(q *queue.Queue, reg *registry.Registry, s Sender, r Reporter, o Options) *Dispatcher {
+func New(q *queue.Queue, reg *subscriptions.Registry, s Sender, r Reporter, o Options) *Dispatcher {
 	o = o.withDefaults()
 	d := &Dispatcher{
 		queue: q, registry: reg, sender: s, reporter: r, opts: o,

@@ -18,8 +18,8 @@ import (
 	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/payload"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 type outcomes chan Outcome
@@ -51,12 +51,12 @@ func TestParkedSubscriptionReturnsToTheSharedConsumer(t *testing.T) {
 		}
 	}()
 
-	reg := registry.New()
+	reg := subscriptions.New()
 	spec := kubehookv1.WebhookSubscriptionSpec{Type: kubehookv1.TagPush, Key: "acme/web", Endpoint: ep.URL}
-	sub := &registry.Subscription{
+	sub := &subscriptions.Subscription{
 		ID: types.NamespacedName{Namespace: "acme", Name: "slow"}, UID: "uid-slow",
 		Type: spec.Type, Key: spec.Key, Endpoint: spec.Endpoint,
-		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: registry.DeliveryFor(&spec),
+		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: subscriptions.DeliveryFor(&spec),
 	}
 	reg.Upsert(sub)
 	out := make(outcomes, 100)

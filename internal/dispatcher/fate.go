@@ -8,7 +8,7 @@ import (
 
 	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // fate is what the dispatcher does with one delivery.
@@ -36,9 +36,9 @@ const (
 )
 
 // judge decides what becomes of m, from its subscription's registry entry
-// (registry.Subscription.Fate) or, when none is registered under its UID,
+// (subscriptions.Subscription.Fate) or, when none is registered under its UID,
 // from whether the object still exists.
-func (d *Dispatcher) judge(m *queue.Msg) (*registry.Subscription, verdict) {
+func (d *Dispatcher) judge(m *queue.Msg) (*subscriptions.Subscription, verdict) {
 	sub, ok := d.registry.GetByUID(m.SubscriptionUID)
 	if !ok {
 		if d.gone(m.Subscription, m.SubscriptionUID) {
@@ -51,14 +51,14 @@ func (d *Dispatcher) judge(m *queue.Msg) (*registry.Subscription, verdict) {
 	return sub, verdictOf(sub)
 }
 
-func verdictOf(sub *registry.Subscription) verdict {
+func verdictOf(sub *subscriptions.Subscription) verdict {
 	f, why := sub.Fate()
 	switch f {
-	case registry.Hold:
+	case subscriptions.Hold:
 		return verdict{fate: hold, why: why}
-	case registry.DeadLetter:
+	case subscriptions.DeadLetter:
 		reason := queue.ReasonInactive
-		if why == registry.ReasonNotPermitted {
+		if why == subscriptions.ReasonNotPermitted {
 			reason = queue.ReasonNotPermitted
 		}
 		return verdict{fate: deadLetter, reason: reason, why: "subscription " + why}

@@ -16,8 +16,8 @@ import (
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // fakeSender answers by endpoint host, without a network: hosts in hang
@@ -45,7 +45,7 @@ func newFakeSender(hang ...string) *fakeSender {
 	return f
 }
 
-func (f *fakeSender) Send(ctx context.Context, sub *registry.Subscription, _ sender.Request) sender.Result {
+func (f *fakeSender) Send(ctx context.Context, sub *subscriptions.Subscription, _ sender.Request) sender.Result {
 	host := hostOf(sub.Endpoint)
 	keys := []string{host, "sub:" + sub.ID.Name}
 	f.mu.Lock()
@@ -110,7 +110,7 @@ func (f *fakeSender) hangingNow() int {
 type rig struct {
 	t   *testing.T
 	q   *queue.Queue
-	reg *registry.Registry
+	reg *subscriptions.Registry
 	out outcomes
 	n   atomic.Int64 // deliveries published, for unique IDs
 }
@@ -123,7 +123,7 @@ func startRig(t *testing.T, s Sender, opts Options) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, q: q, reg: registry.New(), out: make(outcomes, 10_000)}
+	r := &rig{t: t, q: q, reg: subscriptions.New(), out: make(outcomes, 10_000)}
 	opts.GracePeriod = 100 * time.Millisecond
 	d := New(q, r.reg, s, r.out, opts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -140,12 +140,12 @@ func startRig(t *testing.T, s Sender, opts Options) *rig {
 }
 
 // subscribe registers a subscription named name delivering to endpoint.
-func (r *rig) subscribe(name, endpoint string, mod ...func(*registry.Subscription)) *registry.Subscription {
+func (r *rig) subscribe(name, endpoint string, mod ...func(*subscriptions.Subscription)) *subscriptions.Subscription {
 	spec := kubehookv1.WebhookSubscriptionSpec{Type: kubehookv1.TagPush, Key: "acme/web", Endpoint: endpoint}
-	sub := &registry.Subscription{
+	sub := &subscriptions.Subscription{
 		ID: types.NamespacedName{Namespace: "acme", Name: name}, UID: types.UID("uid-" + name),
 		Type: spec.Type, Key: spec.Key, Endpoint: spec.Endpoint,
-		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: registry.DeliveryFor(&spec),
+		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: subscriptions.DeliveryFor(&spec),
 	}
 	for _, m := range mod {
 		m(sub)
@@ -155,7 +155,7 @@ func (r *rig) subscribe(name, endpoint string, mod ...func(*registry.Subscriptio
 }
 
 // publish queues n deliveries for sub.
-func (r *rig) publish(sub *registry.Subscription, n int) {
+func (r *rig) publish(sub *subscriptions.Subscription, n int) {
 	r.t.Helper()
 	ds := make([]queue.Delivery, 0, n)
 	for range n {
@@ -184,7 +184,7 @@ func TestHangingEndpointsHoldABoundedShareOfWorkers(t *testing.T) {
 	s.answerAfter = 20 * time.Millisecond // so that attempts overlap
 	r := startRig(t, s, Options{Concurrency: 16, PerSubscription: 8})
 	for i := range dead {
-		r.publish(r.subscribe(fmt.Sprintf("dead-%d", i), "http://"+hosts[i]+"/hook", func(s *registry.Subscription) {
+		r.publish(r.subscribe(fmt.Sprintf("dead-%d", i), "http://"+hosts[i]+"/hook", func(s *subscriptions.Subscription) {
 			s.Delivery.Timeout = 300 * time.Millisecond
 			s.Delivery.BackoffDelay = 100 * time.Millisecond
 			s.Delivery.MaxAttempts = 1000
@@ -252,7 +252,7 @@ func TestOpenBreakerDefersDeliveriesWithoutCountingAttempts(t *testing.T) {
 	s.down.Store("flaky.test:80", true)
 	trips, deferred, base := testutil.ToFloat64(metrics.CircuitBreakerTrips), testutil.ToFloat64(metrics.CircuitBreakerDeferred), gaugeBase()
 	r := startRig(t, s, Options{PerSubscription: 2, BreakerThreshold: 3, BreakerCooldown: time.Second})
-	sub := r.subscribe("flaky", "http://flaky.test/hook", func(s *registry.Subscription) {
+	sub := r.subscribe("flaky", "http://flaky.test/hook", func(s *subscriptions.Subscription) {
 		s.Delivery.MaxAttempts = 2
 		s.Delivery.BackoffDelay = 100 * time.Millisecond
 	})
@@ -315,7 +315,7 @@ func TestPoolHeldBySlowAttemptsHoldsTheSharedConsumerUpBriefly(t *testing.T) {
 	s := newFakeSender(hosts...)
 	r := startRig(t, s, Options{Concurrency: slow, BreakerThreshold: -1})
 	for i := range slow {
-		r.publish(r.subscribe(fmt.Sprintf("slow-%d", i), "http://"+hosts[i]+"/hook", func(s *registry.Subscription) {
+		r.publish(r.subscribe(fmt.Sprintf("slow-%d", i), "http://"+hosts[i]+"/hook", func(s *subscriptions.Subscription) {
 			s.Delivery.Timeout = time.Minute
 		}), 1)
 	}
@@ -323,7 +323,7 @@ func TestPoolHeldBySlowAttemptsHoldsTheSharedConsumerUpBriefly(t *testing.T) {
 
 	parked := testutil.ToFloat64(metrics.ParkedTotal)
 	r.publish(r.subscribe("healthy", "http://ok.test/hook"), 1)
-	r.publish(r.subscribe("inactive", "http://gone.test/hook", func(s *registry.Subscription) { s.Inactive = true }), 20)
+	r.publish(r.subscribe("inactive", "http://gone.test/hook", func(s *subscriptions.Subscription) { s.Inactive = true }), 20)
 	begin := time.Now()
 	g.Eventually(func() (uint64, error) { return r.q.DeadLetters(context.Background()) }, 5*time.Second, 10*time.Millisecond).Should(Equal(uint64(20)))
 	g.Expect(time.Since(begin)).To(BeNumerically("<", 2*time.Second), "dead-lettering behind a full pool")

@@ -15,8 +15,8 @@ import (
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // With per-subscription metrics on, each finished delivery is also counted
@@ -38,15 +38,15 @@ func TestDeliveriesCountedPerSubscriptionOnlyWhenEnabled(t *testing.T) {
 			failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
 			defer failing.Close()
 
-			reg := registry.New()
+			reg := subscriptions.New()
 			one := int32(1)
-			newSub := func(name, endpoint string) *registry.Subscription {
+			newSub := func(name, endpoint string) *subscriptions.Subscription {
 				spec := kubehookv1.WebhookSubscriptionSpec{Type: kubehookv1.TagPush, Key: "acme/web", Endpoint: endpoint,
 					Delivery: &kubehookv1.DeliverySpec{MaxAttempts: &one}}
-				s := &registry.Subscription{
+				s := &subscriptions.Subscription{
 					ID: types.NamespacedName{Namespace: "acme", Name: name}, UID: types.UID("uid-" + name),
 					Type: spec.Type, Key: spec.Key, Endpoint: spec.Endpoint,
-					PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: registry.DeliveryFor(&spec),
+					PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: subscriptions.DeliveryFor(&spec),
 				}
 				reg.Upsert(s)
 				return s

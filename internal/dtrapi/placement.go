@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 	"github.com/kubehook/kubehook/internal/tenancy"
 )
 
@@ -25,7 +25,7 @@ type candidate struct {
 // namespaces whose annotation lists it, and namespaces annotated "*" (the
 // only ones for the empty key).
 func candidates(namespaces []nsMeta, key string) []candidate {
-	regNS, _ := registry.SplitRepository(key)
+	regNS, _ := subscriptions.SplitRepository(key)
 	var out []candidate
 	for _, ns := range namespaces {
 		names, all := tenancy.Allowed(ns.name, ns.annotations)
@@ -139,7 +139,7 @@ func tenancyHint(key string) string {
 	if key == "" {
 		return fmt.Sprintf("the empty key needs a namespace annotated %s: %q", kubehookv1.RegistryNamespacesAnnotation, tenancy.Wildcard)
 	}
-	regNS, _ := registry.SplitRepository(key)
+	regNS, _ := subscriptions.SplitRepository(key)
 	return fmt.Sprintf("registry namespace %q is used from the namespace of the same name, or from namespaces whose %s annotation lists it",
 		regNS, kubehookv1.RegistryNamespacesAnnotation)
 }

@@ -10,14 +10,14 @@ import (
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/credentials"
 	"github.com/kubehook/kubehook/internal/payload"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // TestSender makes the one HTTP attempt of a test delivery, with the SSRF
 // guard and signing of real ones (the engine's sender).
 type TestSender interface {
-	Send(ctx context.Context, sub *registry.Subscription, req sender.Request) sender.Result
+	Send(ctx context.Context, sub *subscriptions.Subscription, req sender.Request) sender.Result
 }
 
 // test sends the fixed sample payload of a type to an endpoint, with the
@@ -44,11 +44,11 @@ func (s *Server) test(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 
 	spec := kubehookv1.WebhookSubscriptionSpec{Type: kubehookv1.EventType(req.Type), Endpoint: req.Endpoint}
-	entry := &registry.Subscription{
+	entry := &subscriptions.Subscription{
 		Type:                spec.Type,
 		Endpoint:            spec.Endpoint,
 		PayloadFormat:       kubehookv1.PayloadFormatDTR,
-		Delivery:            registry.DeliveryFor(&spec),
+		Delivery:            subscriptions.DeliveryFor(&spec),
 		SkipTLSVerification: req.SkipTLSVerification,
 	}
 	if req.TLSCert != "" {

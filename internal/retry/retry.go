@@ -10,7 +10,7 @@ import (
 	"time"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // Jitter bounds: the computed delay is multiplied by a factor in
@@ -24,7 +24,7 @@ const (
 // randomness.
 type Policy struct {
 	// Delivery holds the settings; zero fields take the API defaults.
-	Delivery registry.Delivery
+	Delivery subscriptions.Delivery
 	// Rand returns a number in [0, 1) for the jitter; nil uses math/rand/v2.
 	Rand func() float64
 }
@@ -64,7 +64,7 @@ func (p Policy) ShouldDeactivate(failingSince, now time.Time, statusCode int) bo
 //
 // Zero fields of d take the API defaults (5s, 1h, exponential); a
 // BackoffMax below BackoffDelay is raised to it.
-func Delay(d registry.Delivery, attempt int, retryAfter time.Duration, rnd float64) time.Duration {
+func Delay(d subscriptions.Delivery, attempt int, retryAfter time.Duration, rnd float64) time.Duration {
 	d = withDefaults(d)
 	base, ceiling := d.BackoffDelay, d.BackoffMax
 	if attempt < 1 {
@@ -123,7 +123,7 @@ func jitter(delay, ceiling time.Duration, rnd float64) time.Duration {
 // Exhausted reports whether a delivery that has been attempted attempts
 // times has used up MaxAttempts and must be given up (kept as a dead
 // letter). A zero MaxAttempts takes the default.
-func Exhausted(d registry.Delivery, attempts int) bool {
+func Exhausted(d subscriptions.Delivery, attempts int) bool {
 	return attempts >= withDefaults(d).MaxAttempts
 }
 
@@ -132,7 +132,7 @@ func Exhausted(d registry.Delivery, attempts int) bool {
 // been failing, with no success, since failingSince (zero while it
 // succeeds) for at least DeactivateAfter as of now. A zero DeactivateAfter
 // takes the default.
-func ShouldDeactivate(d registry.Delivery, failingSince, now time.Time, statusCode int) bool {
+func ShouldDeactivate(d subscriptions.Delivery, failingSince, now time.Time, statusCode int) bool {
 	if statusCode == http.StatusGone {
 		return true
 	}
@@ -142,7 +142,7 @@ func ShouldDeactivate(d registry.Delivery, failingSince, now time.Time, statusCo
 	return now.Sub(failingSince) >= withDefaults(d).DeactivateAfter
 }
 
-func withDefaults(d registry.Delivery) registry.Delivery {
+func withDefaults(d subscriptions.Delivery) subscriptions.Delivery {
 	if d.MaxAttempts <= 0 {
 		d.MaxAttempts = kubehookv1.DefaultMaxAttempts
 	}

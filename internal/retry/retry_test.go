@@ -6,15 +6,15 @@ import (
 	"time"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/retry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 const noJitter = 0.5
 
 // defaults is the delivery of a subscription that sets nothing.
-func defaults() registry.Delivery {
-	return registry.DeliveryFor(&kubehookv1.WebhookSubscriptionSpec{})
+func defaults() subscriptions.Delivery {
+	return subscriptions.DeliveryFor(&kubehookv1.WebhookSubscriptionSpec{})
 }
 
 func TestDelayDefaultSchedule(t *testing.T) {
@@ -34,7 +34,7 @@ func TestDelayDefaultSchedule(t *testing.T) {
 
 func TestDelayZeroDeliveryTakesDefaults(t *testing.T) {
 	for attempt := 1; attempt <= 15; attempt++ {
-		if got, want := retry.Delay(registry.Delivery{}, attempt, 0, noJitter), retry.Delay(defaults(), attempt, 0, noJitter); got != want {
+		if got, want := retry.Delay(subscriptions.Delivery{}, attempt, 0, noJitter), retry.Delay(defaults(), attempt, 0, noJitter); got != want {
 			t.Errorf("attempt %d: zero Delivery gives %v, defaults give %v", attempt, got, want)
 		}
 	}
@@ -68,7 +68,7 @@ func TestDelayLinear(t *testing.T) {
 }
 
 func TestDelayExponentialCap(t *testing.T) {
-	d := registry.Delivery{BackoffPolicy: kubehookv1.BackoffExponential, BackoffDelay: 100 * time.Millisecond, BackoffMax: time.Second}
+	d := subscriptions.Delivery{BackoffPolicy: kubehookv1.BackoffExponential, BackoffDelay: 100 * time.Millisecond, BackoffMax: time.Second}
 	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
 	for i, w := range want {
 		if got := retry.Delay(d, i+1, 0, noJitter); got != w {
@@ -76,7 +76,7 @@ func TestDelayExponentialCap(t *testing.T) {
 		}
 	}
 	// backoffMax equal to backoffDelay: every delay is that value.
-	d = registry.Delivery{BackoffDelay: time.Minute, BackoffMax: time.Minute}
+	d = subscriptions.Delivery{BackoffDelay: time.Minute, BackoffMax: time.Minute}
 	for _, attempt := range []int{1, 2, 50} {
 		if got := retry.Delay(d, attempt, 0, noJitter); got != time.Minute {
 			t.Errorf("delay == max, attempt %d: %v", attempt, got)
@@ -91,7 +91,7 @@ func TestDelayNoOverflow(t *testing.T) {
 	maxes := []time.Duration{time.Second, time.Hour, 24 * time.Hour, time.Duration(math.MaxInt64)}
 	for _, p := range policies {
 		for _, ceiling := range maxes {
-			d := registry.Delivery{BackoffPolicy: p, BackoffDelay: time.Hour, BackoffMax: ceiling}
+			d := subscriptions.Delivery{BackoffPolicy: p, BackoffDelay: time.Hour, BackoffMax: ceiling}
 			if ceiling < d.BackoffDelay {
 				d.BackoffDelay = 100 * time.Millisecond
 			}
@@ -241,7 +241,7 @@ func TestExhausted(t *testing.T) {
 		{0, 9, false}, {0, 10, true}, // zero takes the default, 10
 	}
 	for _, tt := range tests {
-		if got := retry.Exhausted(registry.Delivery{MaxAttempts: tt.max}, tt.attempts); got != tt.want {
+		if got := retry.Exhausted(subscriptions.Delivery{MaxAttempts: tt.max}, tt.attempts); got != tt.want {
 			t.Errorf("max %d attempts %d: %v, want %v", tt.max, tt.attempts, got, tt.want)
 		}
 	}
@@ -252,7 +252,7 @@ func TestShouldDeactivate(t *testing.T) {
 	d := defaults() // 24h
 	tests := []struct {
 		name         string
-		d            registry.Delivery
+		d            subscriptions.Delivery
 		failingSince time.Time
 		status       int
 		want         bool
@@ -267,9 +267,9 @@ func TestShouldDeactivate(t *testing.T) {
 		{"410 on first failure", d, now, 410, true},
 		{"other 4xx", d, now.Add(-time.Hour), 404, false},
 		{"no answer", d, now.Add(-time.Hour), 0, false},
-		{"custom 1m, failing 59s", registry.Delivery{DeactivateAfter: time.Minute}, now.Add(-59 * time.Second), 500, false},
-		{"custom 1m, failing 1m", registry.Delivery{DeactivateAfter: time.Minute}, now.Add(-time.Minute), 500, true},
-		{"zero takes default 24h", registry.Delivery{}, now.Add(-23 * time.Hour), 500, false},
+		{"custom 1m, failing 59s", subscriptions.Delivery{DeactivateAfter: time.Minute}, now.Add(-59 * time.Second), 500, false},
+		{"custom 1m, failing 1m", subscriptions.Delivery{DeactivateAfter: time.Minute}, now.Add(-time.Minute), 500, true},
+		{"zero takes default 24h", subscriptions.Delivery{}, now.Add(-23 * time.Hour), 500, false},
 		{"failingSince after now (clock skew)", d, now.Add(time.Hour), 500, false},
 	}
 	for _, tt := range tests {

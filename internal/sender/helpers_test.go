@@ -23,7 +23,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
@@ -46,10 +46,10 @@ func loopbackSender(t testing.TB) *Sender {
 	return newSender(t, Options{AllowCIDRs: loopback})
 }
 
-func subFor(endpoint string) *registry.Subscription {
-	return &registry.Subscription{
+func subFor(endpoint string) *subscriptions.Subscription {
+	return &subscriptions.Subscription{
 		Endpoint: endpoint,
-		Delivery: registry.Delivery{Timeout: 10 * time.Second},
+		Delivery: subscriptions.Delivery{Timeout: 10 * time.Second},
 	}
 }
 

@@ -30,8 +30,8 @@ import (
 	"unicode/utf8"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/signing"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 	"github.com/kubehook/kubehook/internal/version"
 )
 
@@ -194,7 +194,7 @@ func (s *Sender) CloseIdleConnections() { s.transports.closeIdle() }
 // headers webhook-id, webhook-timestamp and, when the subscription has
 // signing keys, webhook-signature, plus the subscription's extra headers.
 // At most MaxResponseBody bytes of the response are read.
-func (s *Sender) Send(ctx context.Context, sub *registry.Subscription, req Request) Result {
+func (s *Sender) Send(ctx context.Context, sub *subscriptions.Subscription, req Request) Result {
 	start := time.Now()
 	res := s.send(ctx, sub, req)
 	res.Duration = time.Since(start)
@@ -204,7 +204,7 @@ func (s *Sender) Send(ctx context.Context, sub *registry.Subscription, req Reque
 // errAttemptTimeout is the cause of an attempt's context when its timeout expires.
 var errAttemptTimeout = errors.New("attempt timeout")
 
-func (s *Sender) send(parent context.Context, sub *registry.Subscription, req Request) Result {
+func (s *Sender) send(parent context.Context, sub *subscriptions.Subscription, req Request) Result {
 	timeout := sub.Delivery.Timeout
 	if timeout <= 0 {
 		timeout = kubehookv1.DefaultTimeout

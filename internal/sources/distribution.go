@@ -15,9 +15,9 @@ import (
 	"github.com/distribution/distribution/v3/notifications"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/intake"
 	"github.com/kubehook/kubehook/internal/payload"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // Media types the Distribution parser tells apart. A push or pull whose
@@ -98,7 +98,7 @@ type ArtifactInspector interface {
 // Input that is not a well-formed envelope gives an *InputError naming the
 // field ("events[1].target.repository: required"); one bad event fails the
 // whole envelope, before insp is asked anything.
-func Distribution(ctx context.Context, body []byte, opts MapOptions, insp Inspector) ([]engine.Event, error) {
+func Distribution(ctx context.Context, body []byte, opts MapOptions, insp Inspector) ([]intake.Event, error) {
 	events, err := decodeDistribution(body)
 	if err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func Distribution(ctx context.Context, body []byte, opts MapOptions, insp Inspec
 		platforms: map[string]Platform{},
 		charts:    map[string]bool{},
 	}
-	var out []engine.Event
+	var out []intake.Event
 	for i := range events {
 		evs, err := m.mapEvent(&events[i])
 		if err != nil {
@@ -237,13 +237,13 @@ type distributionMapper struct {
 	charts    map[string]bool
 }
 
-func (m *distributionMapper) mapEvent(ev *notifications.Event) ([]engine.Event, error) {
+func (m *distributionMapper) mapEvent(ev *notifications.Event) ([]intake.Event, error) {
 	if ev.Action == notifications.EventActionMount || isBlob(ev) {
 		return nil, nil
 	}
 	t := &ev.Target
 	repo, tag, dgst := t.Repository, t.Tag, string(t.Digest)
-	ns, name := registry.SplitRepository(repo)
+	ns, name := subscriptions.SplitRepository(repo)
 	at := ev.Timestamp.UTC()
 	author := ev.Actor.Name
 	host := m.opts.RegistryHost
@@ -255,20 +255,20 @@ func (m *distributionMapper) mapEvent(ev *notifications.Event) ([]engine.Event, 
 
 	id := distributionEventID(ev)
 	var (
-		out []engine.Event
+		out []intake.Event
 		err error
 	)
 	add := func(typ kubehookv1.EventType, contents any) {
 		if err != nil {
 			return
 		}
-		var e engine.Event
+		var e intake.Event
 		if e, err = newEvent(typ, repo, at, contents); err == nil {
 			e.ID = id
 			out = append(out, e)
 		}
 	}
-	done := func() ([]engine.Event, error) {
+	done := func() ([]intake.Event, error) {
 		if err != nil {
 			return nil, err
 		}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/intake"
 	"github.com/kubehook/kubehook/internal/payload"
 )
 
@@ -113,7 +113,7 @@ type wantEvent struct {
 	contents map[string]any
 }
 
-func checkEvents(t *testing.T, got []engine.Event, want []wantEvent) {
+func checkEvents(t *testing.T, got []intake.Event, want []wantEvent) {
 	t.Helper()
 	if len(got) != len(want) {
 		var types []string
@@ -305,7 +305,7 @@ func TestDistributionMapping(t *testing.T) {
 
 // createdAtOf returns the pushedAt, pulledAt or deletedAt of contents, or
 // the wrapper's createdAt when contents has none.
-func createdAtOf(t *testing.T, ev engine.Event) time.Time {
+func createdAtOf(t *testing.T, ev intake.Event) time.Time {
 	var c struct {
 		PushedAt, PulledAt, DeletedAt *time.Time
 	}
@@ -579,7 +579,7 @@ func TestDistributionInputErrors(t *testing.T) {
 // checkMappedEvent checks what every event a parser returns must satisfy:
 // a known type, contents that validate, a repository consistent with the
 // contents, a renderable body.
-func checkMappedEvent(t testing.TB, ev engine.Event) {
+func checkMappedEvent(t testing.TB, ev intake.Event) {
 	t.Helper()
 	typ := ev.Payload.Type
 	if !containsType(typ) {

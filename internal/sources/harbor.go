@@ -11,9 +11,9 @@ import (
 	"time"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/intake"
 	"github.com/kubehook/kubehook/internal/payload"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // maxUnixSeconds is the last second of the year 9999, the last a JSON
@@ -50,7 +50,7 @@ const maxUnixSeconds = 253402300799
 // the resource's digest and tag (see harborMapper.eventID), so the same
 // payload posted again has the delivery IDs it had. Errors are
 // *InputError naming the field.
-func Harbor(ctx context.Context, body []byte, opts MapOptions) ([]engine.Event, error) {
+func Harbor(ctx context.Context, body []byte, opts MapOptions) ([]intake.Event, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, badInput("", "empty body: want a Harbor webhook payload")
@@ -118,8 +118,8 @@ func Harbor(ctx context.Context, body []byte, opts MapOptions) ([]engine.Event, 
 		author: p.Operator,
 		host:   opts.RegistryHost,
 	}
-	m.ns, m.name = registry.SplitRepository(repo)
-	var out []engine.Event
+	m.ns, m.name = subscriptions.SplitRepository(repo)
+	var out []intake.Event
 	for i, raw := range d.Resources {
 		field := fmt.Sprintf("event_data.resources[%d]", i)
 		if r := bytes.TrimSpace(raw); len(r) == 0 || r[0] != '{' {
@@ -166,7 +166,7 @@ type harborMapper struct {
 	host     string // opts.RegistryHost
 }
 
-func (m *harborMapper) mapResource(p string, r *harborResource) ([]engine.Event, error) {
+func (m *harborMapper) mapResource(p string, r *harborResource) ([]intake.Event, error) {
 	dgst := r.Digest
 	if dgst != "" && !validDigest(dgst) {
 		return nil, badInput(p+".digest", "invalid digest %q", dgst)
@@ -185,7 +185,7 @@ func (m *harborMapper) mapResource(p string, r *harborResource) ([]engine.Event,
 	ns, name, at, author := m.ns, m.name, m.at, m.author
 
 	id := m.eventID(r)
-	var out []engine.Event
+	var out []intake.Event
 	add := func(typ kubehookv1.EventType, contents any) error {
 		e, err := newEvent(typ, m.repo, at, contents)
 		if err == nil {

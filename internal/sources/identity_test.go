@@ -13,7 +13,7 @@ import (
 	"time"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/intake"
 )
 
 // postWith posts body to source with extra request headers (each value
@@ -36,7 +36,7 @@ func (h *harness) postWith(source string, body []byte, header http.Header) *http
 }
 
 // ids are the IDs of evs, in order.
-func ids(evs []engine.Event) []string {
+func ids(evs []intake.Event) []string {
 	out := make([]string, len(evs))
 	for i, ev := range evs {
 		out[i] = ev.ID
@@ -61,7 +61,7 @@ func TestResentDistributionNotificationIsDeliveredOncePerSubscription(t *testing
 			t.Fatalf("%s: ID %q, want one of the distribution source", ev.Payload.Type, ev.ID)
 		}
 		for _, sub := range h.reg.Match(ev.Payload.Type, ev.Repository) {
-			want[sub.ID.Name+"/"+string(ev.Payload.Type)] = engine.DeliveryID(&ev, ev.Payload.Type, sub.UID)
+			want[sub.ID.Name+"/"+string(ev.Payload.Type)] = intake.DeliveryID(&ev, ev.Payload.Type, sub.UID)
 		}
 	}
 	got := map[string]string{}
@@ -84,7 +84,7 @@ func TestResentDistributionNotificationIsDeliveredOncePerSubscription(t *testing
 
 func TestDistributionIdentity(t *testing.T) {
 	ctx := context.Background()
-	push := func(id string) engine.Event {
+	push := func(id string) intake.Event {
 		t.Helper()
 		evs, err := Distribution(ctx, distributionEnvelope(strings.Replace(pushEvent, `"id":"e1"`, `"id":"`+id+`"`, 1)), MapOptions{}, nil)
 		if err != nil || len(evs) != 2 {
@@ -110,7 +110,7 @@ func TestDistributionIdentity(t *testing.T) {
 	}
 	// No id: no identity.
 	evs, err = Distribution(ctx, distributionEnvelope(strings.Replace(pushEvent, `"id":"e1",`, ``, 1)), MapOptions{}, nil)
-	if err != nil || slices.ContainsFunc(evs, func(e engine.Event) bool { return e.ID != "" }) {
+	if err != nil || slices.ContainsFunc(evs, func(e intake.Event) bool { return e.ID != "" }) {
 		t.Fatalf("events without id: IDs %q, %v", ids(evs), err)
 	}
 
@@ -139,7 +139,7 @@ func TestDistributionIdentity(t *testing.T) {
 
 func TestHarborIdentity(t *testing.T) {
 	ctx := context.Background()
-	parse := func(body string) []engine.Event {
+	parse := func(body string) []intake.Event {
 		t.Helper()
 		evs, err := Harbor(ctx, []byte(body), MapOptions{})
 		if err != nil {

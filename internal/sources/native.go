@@ -13,7 +13,7 @@ import (
 	"time"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/intake"
 	"github.com/kubehook/kubehook/internal/payload"
 )
 
@@ -55,7 +55,7 @@ const MaxIdempotencyKeyLength = 255
 // sorted): the same body sent again is the same events when it carries
 // createdAt, and new ones when it does not, since createdAt is then the
 // time of receipt.
-func Native(body []byte, now time.Time, idempotencyKey string) ([]engine.Event, error) {
+func Native(body []byte, now time.Time, idempotencyKey string) ([]intake.Event, error) {
 	if idempotencyKey != "" {
 		if err := checkIdempotencyKey(idempotencyKey); err != nil {
 			return nil, err
@@ -123,7 +123,7 @@ func nativeContentID(ev *payload.Event) string {
 }
 
 // nativeEvents maps body, as Native describes, without IDs.
-func nativeEvents(body []byte, now time.Time) ([]engine.Event, error) {
+func nativeEvents(body []byte, now time.Time) ([]intake.Event, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, badInput("", "empty body: want a JSON event object or an array of them")
@@ -137,7 +137,7 @@ func nativeEvents(body []byte, now time.Time) ([]engine.Event, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []engine.Event{ev}, nil
+		return []intake.Event{ev}, nil
 	case '[':
 		var elems []json.RawMessage
 		if err := json.Unmarshal(body, &elems); err != nil {
@@ -146,7 +146,7 @@ func nativeEvents(body []byte, now time.Time) ([]engine.Event, error) {
 		if len(elems) == 0 {
 			return nil, badInput("", "empty array: want at least one event")
 		}
-		out := make([]engine.Event, 0, len(elems))
+		out := make([]intake.Event, 0, len(elems))
 		for i, raw := range elems {
 			ev, err := nativeEvent(fmt.Sprintf("[%d]", i), raw, now)
 			if err != nil {
@@ -163,7 +163,7 @@ func nativeEvents(body []byte, now time.Time) ([]engine.Event, error) {
 var nativeFields = []string{"type", "createdAt", "contents"}
 
 // nativeEvent maps one wrapper; prefix is "" or "[i]".
-func nativeEvent(prefix string, raw json.RawMessage, now time.Time) (engine.Event, error) {
+func nativeEvent(prefix string, raw json.RawMessage, now time.Time) (intake.Event, error) {
 	field := func(name string) string {
 		if prefix == "" {
 			return name
@@ -172,11 +172,11 @@ func nativeEvent(prefix string, raw json.RawMessage, now time.Time) (engine.Even
 	}
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
-		return engine.Event{}, badInput(prefix, "must be a JSON object {\"type\", \"createdAt\", \"contents\"}")
+		return intake.Event{}, badInput(prefix, "must be a JSON object {\"type\", \"createdAt\", \"contents\"}")
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return engine.Event{}, jsonInputError(prefix, err)
+		return intake.Event{}, jsonInputError(prefix, err)
 	}
 	var unknown []string
 	for k := range m {
@@ -186,46 +186,46 @@ func nativeEvent(prefix string, raw json.RawMessage, now time.Time) (engine.Even
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return engine.Event{}, badInput(field(unknown[0]), "unknown field (a native event has only type, createdAt and contents)")
+		return intake.Event{}, badInput(field(unknown[0]), "unknown field (a native event has only type, createdAt and contents)")
 	}
 
 	var typ string
 	if v, ok := m["type"]; !ok || isJSONNull(v) {
-		return engine.Event{}, badInput(field("type"), "required")
+		return intake.Event{}, badInput(field("type"), "required")
 	} else if json.Unmarshal(v, &typ) != nil {
-		return engine.Event{}, badInput(field("type"), "must be a string")
+		return intake.Event{}, badInput(field("type"), "must be a string")
 	}
 	if typ == "" {
-		return engine.Event{}, badInput(field("type"), "required")
+		return intake.Event{}, badInput(field("type"), "required")
 	}
 	t := kubehookv1.EventType(typ)
 	if !slices.Contains(kubehookv1.EventTypes, t) {
-		return engine.Event{}, badInput(field("type"), "unknown event type %q", typ)
+		return intake.Event{}, badInput(field("type"), "unknown event type %q", typ)
 	}
 
 	createdAt := now.UTC()
 	if v, ok := m["createdAt"]; ok && !isJSONNull(v) {
 		var s string
 		if json.Unmarshal(v, &s) != nil {
-			return engine.Event{}, badInput(field("createdAt"), "must be an RFC 3339 timestamp string")
+			return intake.Event{}, badInput(field("createdAt"), "must be an RFC 3339 timestamp string")
 		}
 		ts, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return engine.Event{}, badInput(field("createdAt"), "must be an RFC 3339 timestamp, such as 2019-05-22T01:55:20.471Z: %q", s)
+			return intake.Event{}, badInput(field("createdAt"), "must be an RFC 3339 timestamp, such as 2019-05-22T01:55:20.471Z: %q", s)
 		}
 		if !timeInRange(ts) {
-			return engine.Event{}, badInput(field("createdAt"), "out of range: %q is not between the years 1 and 9999 in UTC", s)
+			return intake.Event{}, badInput(field("createdAt"), "out of range: %q is not between the years 1 and 9999 in UTC", s)
 		}
 		createdAt = ts.UTC()
 	}
 
 	contents := m["contents"]
 	if err := payload.Validate(t, contents); err != nil {
-		return engine.Event{}, validationError(prefix, err)
+		return intake.Event{}, validationError(prefix, err)
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, contents); err != nil {
-		return engine.Event{}, badInput(field("contents"), "%v", err)
+		return intake.Event{}, badInput(field("contents"), "%v", err)
 	}
 
 	var repo string
@@ -237,19 +237,19 @@ func nativeEvent(prefix string, raw json.RawMessage, now time.Time) (engine.Even
 		// Validate has checked both are strings.
 		_ = json.Unmarshal(contents, &c)
 		if !validComponent(c.Namespace) {
-			return engine.Event{}, badInput(field("contents.namespace"),
+			return intake.Event{}, badInput(field("contents.namespace"),
 				"must be a registry namespace, one path component of lowercase letters, digits and separators (. _ __ -): %q", c.Namespace)
 		}
 		repo = c.Namespace
 		if c.Repository != "" {
 			if !validRepository(c.Repository) || len(c.Namespace)+1+len(c.Repository) > maxRepositoryLength {
-				return engine.Event{}, badInput(field("contents.repository"),
+				return intake.Event{}, badInput(field("contents.repository"),
 					"must be a registry repository name, path components of lowercase letters, digits and separators (. _ __ -): %q", c.Repository)
 			}
 			repo += "/" + c.Repository
 		}
 	}
-	return engine.Event{
+	return intake.Event{
 		Repository: repo,
 		Payload:    payload.Event{Type: t, CreatedAt: createdAt, Contents: compact.Bytes()},
 	}, nil
@@ -350,13 +350,13 @@ func imageName(host, repository string, sep byte, ref string) string {
 }
 
 // newEvent wraps contents (a payload contents struct) for the engine.
-func newEvent(t kubehookv1.EventType, repository string, at time.Time, contents any) (engine.Event, error) {
+func newEvent(t kubehookv1.EventType, repository string, at time.Time, contents any) (intake.Event, error) {
 	ev, err := payload.NewEvent(t, at, contents)
 	if err != nil {
 		// The contents structs of package payload always marshal.
-		return engine.Event{}, fmt.Errorf("sources: %w", err)
+		return intake.Event{}, fmt.Errorf("sources: %w", err)
 	}
-	return engine.Event{Repository: repository, Payload: ev}, nil
+	return intake.Event{Repository: repository, Payload: ev}, nil
 }
 
 // syntaxError describes why body is not JSON.

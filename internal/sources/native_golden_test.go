@@ -21,7 +21,7 @@ import (
 	"testing"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/intake"
 	"github.com/kubehook/kubehook/internal/payload"
 )
 
@@ -40,7 +40,7 @@ func updatingGolden() bool {
 const goldenDir = "testdata/golden"
 
 // renderDTRBodies renders evs as the DTR bodies kubehook delivers.
-func renderDTRBodies(t *testing.T, evs []engine.Event) []json.RawMessage {
+func renderDTRBodies(t *testing.T, evs []intake.Event) []json.RawMessage {
 	t.Helper()
 	bodies := make([]json.RawMessage, 0, len(evs))
 	for i, ev := range evs {
@@ -58,7 +58,7 @@ func renderDTRBodies(t *testing.T, evs []engine.Event) []json.RawMessage {
 
 // checkGolden compares the DTR bodies of evs with testdata/golden/<name>.json,
 // or writes the file under -update.
-func checkGolden(t *testing.T, name string, evs []engine.Event) {
+func checkGolden(t *testing.T, name string, evs []intake.Event) {
 	t.Helper()
 	bodies := renderDTRBodies(t, evs)
 	file := filepath.Join(goldenDir, name+".json")

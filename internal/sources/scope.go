@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/intake"
 )
 
 // ReasonForbidden is the "reason" of RequestsRejectedTotal for a request
@@ -70,7 +70,7 @@ func (g Grant) describe() string {
 // can be scoped, so fields are named as the native parser names them:
 // "contents.namespace", "[2].contents.namespace" in an array (body is the
 // request's).
-func (g Grant) forbidden(events []engine.Event, body []byte) *ErrorDetail {
+func (g Grant) forbidden(events []intake.Event, body []byte) *ErrorDetail {
 	if !g.Scoped {
 		return nil
 	}

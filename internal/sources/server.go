@@ -16,8 +16,8 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/kubehook/kubehook/internal/engine"
 	"github.com/kubehook/kubehook/internal/httpserve"
+	"github.com/kubehook/kubehook/internal/intake"
 )
 
 // MaxBodyBytes is the largest request body a source accepts (413 beyond).
@@ -50,9 +50,9 @@ const (
 	CodeInternal             = "INTERNAL"
 )
 
-// Publisher queues events durably; *engine.Publisher is the one.
+// Publisher queues events durably; *intake.Publisher is the one.
 type Publisher interface {
-	Publish(ctx context.Context, events ...engine.Event) (int, error)
+	Publish(ctx context.Context, events ...intake.Event) (int, error)
 }
 
 // ErrorBody is the body of every error answer:
@@ -120,7 +120,7 @@ type ServerOptions struct {
 }
 
 // parseFunc maps a request (its header and whole body) to events.
-type parseFunc func(ctx context.Context, header http.Header, body []byte, opts MapOptions) ([]engine.Event, error)
+type parseFunc func(ctx context.Context, header http.Header, body []byte, opts MapOptions) ([]intake.Event, error)
 
 // route is one source endpoint.
 type route struct {
@@ -193,21 +193,21 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		PathDistribution: {
 			source:     SourceDistribution,
 			mediaTypes: []string{MediaTypeDistributionEventsV2, MediaTypeDistributionEventsV1, MediaTypeJSON},
-			parse: func(ctx context.Context, _ http.Header, body []byte, o MapOptions) ([]engine.Event, error) {
+			parse: func(ctx context.Context, _ http.Header, body []byte, o MapOptions) ([]intake.Event, error) {
 				return Distribution(ctx, body, o, s.inspector)
 			},
 		},
 		PathHarbor: {
 			source:     SourceHarbor,
 			mediaTypes: []string{MediaTypeJSON},
-			parse: func(ctx context.Context, _ http.Header, body []byte, o MapOptions) ([]engine.Event, error) {
+			parse: func(ctx context.Context, _ http.Header, body []byte, o MapOptions) ([]intake.Event, error) {
 				return Harbor(ctx, body, o)
 			},
 		},
 		PathEvents: {
 			source:     SourceEvents,
 			mediaTypes: []string{MediaTypeJSON},
-			parse: func(_ context.Context, h http.Header, body []byte, _ MapOptions) ([]engine.Event, error) {
+			parse: func(_ context.Context, h http.Header, body []byte, _ MapOptions) ([]intake.Event, error) {
 				key, err := IdempotencyKey(h)
 				if err != nil {
 					return nil, err

@@ -22,10 +22,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/engine"
+	"github.com/kubehook/kubehook/internal/intake"
 	"github.com/kubehook/kubehook/internal/payload"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 const (
@@ -43,7 +43,7 @@ type harness struct {
 	t      *testing.T
 	dir    string
 	queue  *queue.Queue
-	reg    *registry.Registry
+	reg    *subscriptions.Registry
 	server *Server
 	http   *httptest.Server
 
@@ -59,7 +59,7 @@ type harnessOptions struct {
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), reg: registry.New()}
+	h := &harness{t: t, dir: t.TempDir(), reg: subscriptions.New()}
 	h.queue = o.queue
 	if h.queue == nil {
 		h.queue = openQueue(t, filepath.Join(h.dir, "queue"))
@@ -88,7 +88,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	srv, err := NewServer(ServerOptions{
 		Auth:      NewAuthenticator(AuthOptions{TokenFiles: files}),
 		Inspector: o.inspector,
-		Publisher: &engine.Publisher{Registry: h.reg, Queue: h.queue},
+		Publisher: &intake.Publisher{Registry: h.reg, Queue: h.queue},
 		Log:       logr.Discard(),
 	})
 	if err != nil {
@@ -112,10 +112,10 @@ func openQueue(t *testing.T, dir string) *queue.Queue {
 
 func (h *harness) subscribe(name string, typ kubehookv1.EventType, key string) {
 	spec := kubehookv1.WebhookSubscriptionSpec{Type: typ, Key: key, Endpoint: "https://hooks.example.com/" + name}
-	h.reg.Upsert(&registry.Subscription{
+	h.reg.Upsert(&subscriptions.Subscription{
 		ID:  types.NamespacedName{Namespace: "acme", Name: name},
 		UID: types.UID("uid-" + name), Type: typ, Key: key, Endpoint: spec.Endpoint,
-		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: registry.DeliveryFor(&spec),
+		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: subscriptions.DeliveryFor(&spec),
 	})
 }
 
@@ -268,10 +268,10 @@ func TestEverySourceRequiresItsOwnToken(t *testing.T) {
 	}
 }
 
-func mustParse(t *testing.T, source string, body []byte) []engine.Event {
+func mustParse(t *testing.T, source string, body []byte) []intake.Event {
 	t.Helper()
 	var (
-		evs []engine.Event
+		evs []intake.Event
 		err error
 	)
 	switch source {
@@ -676,7 +676,7 @@ func TestStartServesOnItsOwnAddressUntilTheContextEnds(t *testing.T) {
 	srv, err := NewServer(ServerOptions{
 		Addr:      "127.0.0.1:0",
 		Auth:      NewAuthenticator(AuthOptions{TokenFiles: map[string]string{SourceEvents: path}}),
-		Publisher: &engine.Publisher{Registry: registry.New(), Queue: q},
+		Publisher: &intake.Publisher{Registry: subscriptions.New(), Queue: q},
 		WaitReady: func(ctx context.Context) error {
 			select {
 			case <-ready:
@@ -748,7 +748,7 @@ func TestStartFailsWhenTheAddressIsTaken(t *testing.T) {
 	srv, err := NewServer(ServerOptions{
 		Addr:      strings.TrimPrefix(taken.URL, "http://"),
 		Auth:      NewAuthenticator(AuthOptions{}),
-		Publisher: &engine.Publisher{Registry: registry.New()},
+		Publisher: &intake.Publisher{Registry: subscriptions.New()},
 		Log:       logr.Discard(),
 	})
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 
-	"github.com/kubehook/kubehook/internal/engine"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/intake"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 	"github.com/kubehook/kubehook/internal/tlstest"
 )
 
@@ -36,7 +36,7 @@ func TestTLSServesEventsAndPicksUpARenewedCertificate(t *testing.T) {
 		TLSCertFile: certFile,
 		TLSKeyFile:  keyFile,
 		Auth:        NewAuthenticator(AuthOptions{TokenFiles: map[string]string{SourceEvents: tokenFile}}),
-		Publisher:   &engine.Publisher{Registry: registry.New(), Queue: openQueue(t, filepath.Join(dir, "queue"))},
+		Publisher:   &intake.Publisher{Registry: subscriptions.New(), Queue: openQueue(t, filepath.Join(dir, "queue"))},
 		Log:         logr.Discard(),
 	})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -105,7 +105,7 @@ func TestTLSWithABadCertificateFailsAtStart(t *testing.T) {
 		TLSCertFile: certFile,
 		TLSKeyFile:  keyFile,
 		Auth:        NewAuthenticator(AuthOptions{}),
-		Publisher:   &engine.Publisher{Registry: registry.New()},
+		Publisher:   &intake.Publisher{Registry: subscriptions.New()},
 		// The subscriptions never load: only TLS can end Start.
 		WaitReady: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() },
 		Log:       logr.Discard(),
@@ -124,7 +124,7 @@ func TestTLSWithABadCertificateFailsAtStart(t *testing.T) {
 func TestTLSNeedsBothCertificateAndKey(t *testing.T) {
 	for _, opts := range []ServerOptions{{TLSCertFile: "tls.crt"}, {TLSKeyFile: "tls.key"}} {
 		opts.Auth = NewAuthenticator(AuthOptions{})
-		opts.Publisher = &engine.Publisher{Registry: registry.New()}
+		opts.Publisher = &intake.Publisher{Registry: subscriptions.New()}
 		if _, err := NewServer(opts); err == nil || !strings.Contains(err.Error(), "TLS") {
 			t.Errorf("NewServer(%+v) = %v, want an error about TLS", opts, err)
 		}

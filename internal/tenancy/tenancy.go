@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // Wildcard in the annotation allows every registry namespace and the empty key.
@@ -50,7 +50,7 @@ func Check(ns string, annotations map[string]string, key string) error {
 		return fmt.Errorf("the empty key (every repository) needs the namespace annotation %s: %q, set by a cluster admin",
 			kubehookv1.RegistryNamespacesAnnotation, Wildcard)
 	}
-	regNS, _ := registry.SplitRepository(key)
+	regNS, _ := subscriptions.SplitRepository(key)
 	for _, n := range names {
 		if n == regNS {
 			return nil

@@ -1,7 +1,7 @@
-// Package registry holds the subscriptions the delivery engine delivers to,
+// Package subscriptions holds the subscriptions the delivery engine delivers to,
 // indexed so that finding the subscriptions for an event is at most three
 // lookups in a hash index, whatever their number.
-package registry
+package subscriptions
 
 import (
 	"sync"

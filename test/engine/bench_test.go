@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/kubehook/kubehook/internal/intake"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -46,8 +47,8 @@ import (
 	"github.com/kubehook/kubehook/internal/outcomes"
 	"github.com/kubehook/kubehook/internal/payload"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 const (
@@ -78,8 +79,8 @@ func newBenchPayload(b *testing.B) benchPayload {
 	return p
 }
 
-func (p benchPayload) event(b *testing.B, repo string, seq int) Event {
-	ns, name := registry.SplitRepository(repo)
+func (p benchPayload) event(b *testing.B, repo string, seq int) intake.Event {
+	ns, name := subscriptions.SplitRepository(repo)
 	ev, err := payload.NewEvent(kubehookv1.TagPush, time.Now(), benchContents{
 		TagPush: payload.TagPush{
 			Namespace: ns, Repository: name, Tag: "v1",
@@ -93,7 +94,7 @@ func (p benchPayload) event(b *testing.B, repo string, seq int) Event {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return Event{Repository: repo, Payload: ev}
+	return intake.Event{Repository: repo, Payload: ev}
 }
 
 // body is the request body the sink receives for the event.
@@ -215,9 +216,9 @@ func (p *benchPipeline) queueState() string {
 
 // benchPipeline is the engine as kubehook runs it, on a fresh queue.
 type benchPipeline struct {
-	reg    *registry.Registry
+	reg    *subscriptions.Registry
 	q      *queue.Queue
-	pub    *Publisher
+	pub    *intake.Publisher
 	snd    *sender.Sender
 	cancel context.CancelFunc
 	done   chan error
@@ -236,12 +237,12 @@ func startBenchPipeline(b *testing.B, rep dispatcher.Reporter, opts dispatcher.O
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg := registry.New()
+	reg := subscriptions.New()
 	snd := sender.New(sender.Options{Concurrency: opts.Concurrency, AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	opts.GracePeriod = 5 * time.Second
 	d := dispatcher.New(q, reg, snd, rep, opts)
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &benchPipeline{reg: reg, q: q, pub: &Publisher{Registry: reg, Queue: q}, snd: snd, cancel: cancel, done: make(chan error, 1)}
+	p := &benchPipeline{reg: reg, q: q, pub: &intake.Publisher{Registry: reg, Queue: q}, snd: snd, cancel: cancel, done: make(chan error, 1)}
 	go func() { p.done <- d.Start(ctx) }()
 	return p
 }
@@ -249,10 +250,10 @@ func startBenchPipeline(b *testing.B, rep dispatcher.Reporter, opts dispatcher.O
 // subscribe registers a signed TAG_PUSH subscription on key.
 func (p *benchPipeline) subscribe(name, key, endpoint string) {
 	spec := kubehookv1.WebhookSubscriptionSpec{Type: kubehookv1.TagPush, Key: key, Endpoint: endpoint}
-	p.reg.Upsert(&registry.Subscription{
+	p.reg.Upsert(&subscriptions.Subscription{
 		ID:  types.NamespacedName{Namespace: "bench", Name: name},
 		UID: types.UID("uid-" + name), Type: kubehookv1.TagPush, Key: key, Endpoint: endpoint,
-		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: registry.DeliveryFor(&spec),
+		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: subscriptions.DeliveryFor(&spec),
 		SigningKeys: [][]byte{bytes.Repeat([]byte{7}, 32)},
 	})
 }
@@ -357,17 +358,17 @@ func measureThroughput(b *testing.B) map[string]float64 {
 			repos[i] = fmt.Sprintf("bench/repo-%02d", i)
 			p.subscribe(fmt.Sprintf("sub-%02d", i), repos[i], sink.URL)
 		}
-		mkBatch := func(n int) [][]Event {
-			out := make([][]Event, n)
+		mkBatch := func(n int) [][]intake.Event {
+			out := make([][]intake.Event, n)
 			for i := range out {
-				out[i] = make([]Event, batchEvents)
+				out[i] = make([]intake.Event, batchEvents)
 				for j := range out[i] {
 					out[i][j] = pl.event(b, repos[j%subscriptions], i*batchEvents+j)
 				}
 			}
 			return out
 		}
-		publishAll := func(all [][]Event) {
+		publishAll := func(all [][]intake.Event) {
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			for range publishers {
@@ -554,7 +555,7 @@ func publishAtRate(b *testing.B, p *benchPipeline, pl benchPayload, repos []stri
 	defer t.Stop()
 	seq := 0
 	for now := time.Now(); now.Before(until); now = <-t.C {
-		events := make([]Event, perTick)
+		events := make([]intake.Event, perTick)
 		for i := range events {
 			events[i] = pl.event(b, repos[(seq+i)%len(repos)], seq+i)
 		}

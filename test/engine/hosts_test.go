@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"github.com/kubehook/kubehook/internal/intake"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,8 +18,8 @@ import (
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/dispatcher"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // hangingServer is an endpoint that never answers; it counts the requests
@@ -70,7 +71,7 @@ func engineWith(t *testing.T, opts dispatcher.Options) (*harness, *dispatcher.Di
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := registry.New()
+	reg := subscriptions.New()
 	out := make(reporter, 10_000)
 	s := sender.New(sender.Options{Concurrency: 256, AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	opts.GracePeriod = time.Second
@@ -86,7 +87,7 @@ func engineWith(t *testing.T, opts dispatcher.Options) (*harness, *dispatcher.Di
 		s.CloseIdleConnections()
 		q.Close()
 	})
-	return &harness{reg: reg, queue: q, pub: &Publisher{Registry: reg, Queue: q}, outcomes: out, cancel: cancel}, d
+	return &harness{reg: reg, queue: q, pub: &intake.Publisher{Registry: reg, Queue: q}, outcomes: out, cancel: cancel}, d
 }
 
 // TestHealthySubscriptionBesideFortyHangingHosts: 40 new subscriptions
@@ -112,7 +113,7 @@ func TestHealthySubscriptionBesideFortyHangingHosts(t *testing.T) {
 	t.Cleanup(ok.Close)
 	h.subscribe("healthy", kubehookv1.TagPush, "acme/web", ok.URL)
 
-	events := make([]Event, 0, eventsPerDead)
+	events := make([]intake.Event, 0, eventsPerDead)
 	for i := range eventsPerDead {
 		events = append(events, tagPushNumbered(t, "acme/dead", i))
 	}
@@ -165,12 +166,12 @@ func TestAHangingHostIsBoundedThenPausedByItsBreaker(t *testing.T) {
 	hanging := newHangingServer(t)
 	for i := range dead {
 		h.subscribe(fmt.Sprintf("dead-%d", i), kubehookv1.TagPush, "acme/dead", fmt.Sprintf("%s/hooks/%d", hanging.URL, i),
-			func(s *registry.Subscription) {
+			func(s *subscriptions.Subscription) {
 				s.Delivery.Timeout = 500 * time.Millisecond
 				s.Delivery.MaxAttempts = 2
 			})
 	}
-	events := make([]Event, 0, eventsPerDead)
+	events := make([]intake.Event, 0, eventsPerDead)
 	for i := range eventsPerDead {
 		events = append(events, tagPushNumbered(t, "acme/dead", i))
 	}

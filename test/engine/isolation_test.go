@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"github.com/kubehook/kubehook/internal/intake"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -17,8 +18,8 @@ import (
 	"github.com/kubehook/kubehook/internal/dispatcher"
 	"github.com/kubehook/kubehook/internal/payload"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // TestSlowEndpointDoesNotDelayOthers: an endpoint that accepts connections
@@ -79,7 +80,7 @@ func measureHealthyRate(t *testing.T, hanging bool) float64 {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	reg := registry.New()
+	reg := subscriptions.New()
 	h := &harness{reg: reg}
 	failures := &failedAttempts{}
 
@@ -139,7 +140,7 @@ func measureHealthyRate(t *testing.T, hanging bool) float64 {
 		}))
 		defer bad.Close()
 		defer close(release)
-		h.subscribe("hanging", kubehookv1.TagPush, "acme", bad.URL, func(s *registry.Subscription) {
+		h.subscribe("hanging", kubehookv1.TagPush, "acme", bad.URL, func(s *subscriptions.Subscription) {
 			s.Delivery.Timeout = 2 * time.Second
 			s.Delivery.MaxAttempts = 1000
 		})
@@ -165,11 +166,11 @@ func measureHealthyRate(t *testing.T, hanging bool) float64 {
 		}
 	}()
 
-	pub := &Publisher{Registry: reg, Queue: q}
+	pub := &intake.Publisher{Registry: reg, Queue: q}
 	begin := time.Now()
 	for n := 0; n < isoEvents; n += isoBatch {
 		waitFor(int64(n - isoBatch))
-		events := make([]Event, 0, isoBatch)
+		events := make([]intake.Event, 0, isoBatch)
 		for i := n; i < min(n+isoBatch, isoEvents); i++ {
 			events = append(events, tagPushNumbered(t, "acme/web", i))
 		}
@@ -220,9 +221,9 @@ type discardOutcomes struct{}
 func (discardOutcomes) Report(dispatcher.Outcome) {}
 
 // tagPushNumbered is a TAG_PUSH event of repo whose tag, "e-<n>", numbers it.
-func tagPushNumbered(t testing.TB, repo string, n int) Event {
+func tagPushNumbered(t testing.TB, repo string, n int) intake.Event {
 	t.Helper()
-	ns, name := registry.SplitRepository(repo)
+	ns, name := subscriptions.SplitRepository(repo)
 	ev, err := payload.NewEvent(kubehookv1.TagPush, time.Now(), payload.TagPush{
 		Namespace: ns, Repository: name, Tag: "e-" + strconv.Itoa(n),
 		Digest: "sha256:0afb3b5a5a7a1c1d8b0c0f3e2d1c0b9a8f7e6d5c4b3a29181716151413121110",
@@ -230,5 +231,5 @@ func tagPushNumbered(t testing.TB, repo string, n int) Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Event{Repository: repo, Payload: ev}
+	return intake.Event{Repository: repo, Payload: ev}
 }

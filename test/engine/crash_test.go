@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/kubehook/kubehook/internal/intake"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,8 +24,8 @@ import (
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/dispatcher"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // The parent test and its child processes agree on these.
@@ -102,7 +103,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	// The registry is in memory: register the subscription again, same
 	// name and UID, before consuming, as the controller would on start.
-	reg := registry.New()
+	reg := subscriptions.New()
 	reg.Upsert(crashSubscription(os.Getenv(crashURLEnv)))
 	s := sender.New(sender.Options{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	d := dispatcher.New(q, reg, s, discardOutcomes{}, dispatcher.Options{
@@ -113,10 +114,10 @@ func TestCrashChild(t *testing.T) {
 	go func() { stopped <- d.Start(ctx) }()
 
 	if os.Getenv(crashPublishEnv) == "1" {
-		pub := &Publisher{Registry: reg, Queue: q}
+		pub := &intake.Publisher{Registry: reg, Queue: q}
 		const batch = 250
 		for n := 0; n < crashEvents; n += batch {
-			events := make([]Event, 0, batch)
+			events := make([]intake.Event, 0, batch)
 			for i := n; i < min(n+batch, crashEvents); i++ {
 				events = append(events, tagPushNumbered(t, "acme/web", i))
 			}
@@ -136,12 +137,12 @@ func TestCrashChild(t *testing.T) {
 }
 
 // crashSubscription is the one subscription of TestKilledProcessLosesNothing.
-func crashSubscription(endpoint string) *registry.Subscription {
+func crashSubscription(endpoint string) *subscriptions.Subscription {
 	spec := kubehookv1.WebhookSubscriptionSpec{Type: kubehookv1.TagPush, Key: "acme", Endpoint: endpoint}
-	return &registry.Subscription{
+	return &subscriptions.Subscription{
 		ID:  types.NamespacedName{Namespace: "acme", Name: "crash"},
 		UID: types.UID("uid-crash"), Type: kubehookv1.TagPush, Key: "acme", Endpoint: endpoint,
-		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: registry.DeliveryFor(&spec),
+		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: subscriptions.DeliveryFor(&spec),
 	}
 }
 

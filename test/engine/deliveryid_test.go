@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"github.com/kubehook/kubehook/internal/intake"
 	"regexp"
 	"testing"
 	"time"
@@ -12,19 +13,19 @@ import (
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/payload"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // derivedID is the shape of a delivery ID derived from an event's identity.
 var derivedID = regexp.MustCompile(`^msg_[a-z2-7]{32}$`)
 
-// queueOnly is a Publisher on a fresh queue that nothing consumes, so what
+// queueOnly is a intake.Publisher on a fresh queue that nothing consumes, so what
 // is pending is exactly what was stored.
 type queueOnly struct {
 	t     *testing.T
-	reg   *registry.Registry
+	reg   *subscriptions.Registry
 	queue *queue.Queue
-	pub   *Publisher
+	pub   *intake.Publisher
 }
 
 func newQueueOnly(t *testing.T) *queueOnly {
@@ -34,16 +35,16 @@ func newQueueOnly(t *testing.T) *queueOnly {
 		t.Fatal(err)
 	}
 	t.Cleanup(q.Close)
-	reg := registry.New()
-	return &queueOnly{t: t, reg: reg, queue: q, pub: &Publisher{Registry: reg, Queue: q}}
+	reg := subscriptions.New()
+	return &queueOnly{t: t, reg: reg, queue: q, pub: &intake.Publisher{Registry: reg, Queue: q}}
 }
 
-func (h *queueOnly) subscribe(name string, typ kubehookv1.EventType, key string) *registry.Subscription {
+func (h *queueOnly) subscribe(name string, typ kubehookv1.EventType, key string) *subscriptions.Subscription {
 	spec := kubehookv1.WebhookSubscriptionSpec{Type: typ, Key: key, Endpoint: "https://hooks.example.com/" + name}
-	s := &registry.Subscription{
+	s := &subscriptions.Subscription{
 		ID:  types.NamespacedName{Namespace: "acme", Name: name},
 		UID: types.UID("uid-" + name), Type: typ, Key: key, Endpoint: spec.Endpoint,
-		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: registry.DeliveryFor(&spec),
+		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: subscriptions.DeliveryFor(&spec),
 	}
 	h.reg.Upsert(s)
 	return s
@@ -51,7 +52,7 @@ func (h *queueOnly) subscribe(name string, typ kubehookv1.EventType, key string)
 
 // publish publishes events and returns how many deliveries are pending
 // afterwards.
-func (h *queueOnly) publish(events ...Event) uint64 {
+func (h *queueOnly) publish(events ...intake.Event) uint64 {
 	h.t.Helper()
 	if _, err := h.pub.Publish(context.Background(), events...); err != nil {
 		h.t.Fatal(err)
@@ -63,7 +64,7 @@ func (h *queueOnly) publish(events ...Event) uint64 {
 	return n
 }
 
-func withID(ev Event, id string) Event {
+func withID(ev intake.Event, id string) intake.Event {
 	ev.ID = id
 	return ev
 }
@@ -126,16 +127,16 @@ func TestEventsSplitFromOneSourceEventAreAllQueued(t *testing.T) {
 
 func TestDeliveryIDIsDerivedFromEventTypeAndSubscription(t *testing.T) {
 	ev := withID(tagPush(t, "acme/web"), "distribution/0123")
-	id := DeliveryID(&ev, kubehookv1.TagPush, "uid-a")
+	id := intake.DeliveryID(&ev, kubehookv1.TagPush, "uid-a")
 	if !derivedID.MatchString(id) {
 		t.Fatalf("delivery ID %q is not msg_ and 32 lowercase base32 characters", id)
 	}
-	if again := DeliveryID(&ev, kubehookv1.TagPush, "uid-a"); again != id {
+	if again := intake.DeliveryID(&ev, kubehookv1.TagPush, "uid-a"); again != id {
 		t.Fatalf("the same delivery got IDs %s and %s", id, again)
 	}
 	// Another copy of the event (a resend): created elsewhere, same ID.
 	resent := withID(tagPush(t, "acme/web"), "distribution/0123")
-	if got := DeliveryID(&resent, kubehookv1.TagPush, "uid-a"); got != id {
+	if got := intake.DeliveryID(&resent, kubehookv1.TagPush, "uid-a"); got != id {
 		t.Fatalf("a resend got %s, the first %s", got, id)
 	}
 
@@ -143,14 +144,14 @@ func TestDeliveryIDIsDerivedFromEventTypeAndSubscription(t *testing.T) {
 		Namespace: "acme", Repository: "web", Event: payload.RepoEventDeleted, Data: json.RawMessage(`{}`),
 	}), "distribution/0123")
 	other := map[string]string{
-		"another event":        DeliveryID(new(withID(ev, "distribution/0124")), kubehookv1.TagPush, "uid-a"),
-		"another source":       DeliveryID(new(withID(ev, "harbor/0123")), kubehookv1.TagPush, "uid-a"),
-		"another subscription": DeliveryID(&ev, kubehookv1.TagPush, "uid-b"),
-		"another event type":   DeliveryID(new(withID(withType(ev, kubehookv1.ManifestPush), "distribution/0123")), kubehookv1.ManifestPush, "uid-a"),
-		"REPO_DELETED":         DeliveryID(&repoEv, kubehookv1.RepoDeleted, "uid-a"),
-		"as REPO_EVENT":        DeliveryID(&repoEv, kubehookv1.RepoEvent, "uid-a"),
+		"another event":        intake.DeliveryID(new(withID(ev, "distribution/0124")), kubehookv1.TagPush, "uid-a"),
+		"another source":       intake.DeliveryID(new(withID(ev, "harbor/0123")), kubehookv1.TagPush, "uid-a"),
+		"another subscription": intake.DeliveryID(&ev, kubehookv1.TagPush, "uid-b"),
+		"another event type":   intake.DeliveryID(new(withID(withType(ev, kubehookv1.ManifestPush), "distribution/0123")), kubehookv1.ManifestPush, "uid-a"),
+		"REPO_DELETED":         intake.DeliveryID(&repoEv, kubehookv1.RepoDeleted, "uid-a"),
+		"as REPO_EVENT":        intake.DeliveryID(&repoEv, kubehookv1.RepoEvent, "uid-a"),
 		// Field boundaries matter: the ID's end is not the UID's start.
-		"shifted fields": DeliveryID(new(withID(ev, "distribution/0123uid")), kubehookv1.TagPush, "-a"),
+		"shifted fields": intake.DeliveryID(new(withID(ev, "distribution/0123uid")), kubehookv1.TagPush, "-a"),
 	}
 	seen := map[string]string{id: "the delivery"}
 	for name, got := range other {
@@ -165,7 +166,7 @@ func TestDeliveryIDIsDerivedFromEventTypeAndSubscription(t *testing.T) {
 
 	// Without identity, every delivery is new.
 	anon := tagPush(t, "acme/web")
-	if a, b := DeliveryID(&anon, kubehookv1.TagPush, "uid-a"), DeliveryID(&anon, kubehookv1.TagPush, "uid-a"); a == b || derivedID.MatchString(a) {
+	if a, b := intake.DeliveryID(&anon, kubehookv1.TagPush, "uid-a"), intake.DeliveryID(&anon, kubehookv1.TagPush, "uid-a"); a == b || derivedID.MatchString(a) {
 		t.Fatalf("deliveries of an event without ID got %s and %s, want two random IDs", a, b)
 	}
 }
@@ -181,7 +182,7 @@ func TestWebhookIDOfADeliveryIsTheDerivedID(t *testing.T) {
 		}
 	}
 	got := r.next(t)
-	if id, want := got.header.Get("webhook-id"), DeliveryID(&ev, kubehookv1.TagPush, sub.UID); id != want {
+	if id, want := got.header.Get("webhook-id"), intake.DeliveryID(&ev, kubehookv1.TagPush, sub.UID); id != want {
 		t.Fatalf("webhook-id = %q, want the derived %q", id, want)
 	}
 	if o := h.outcomes.next(t); !o.OK {
@@ -202,10 +203,10 @@ func BenchmarkDeliveryID(b *testing.B) {
 		{"random", ""},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			ev := withID(Event{Payload: payload.Event{Type: kubehookv1.TagPush}}, bc.id)
+			ev := withID(intake.Event{Payload: payload.Event{Type: kubehookv1.TagPush}}, bc.id)
 			b.ReportAllocs()
 			for b.Loop() {
-				_ = DeliveryID(&ev, kubehookv1.TagPush, "5b0a3f1e-7c2d-4e8f-9a6b-1c3d5e7f9a0b")
+				_ = intake.DeliveryID(&ev, kubehookv1.TagPush, "5b0a3f1e-7c2d-4e8f-9a6b-1c3d5e7f9a0b")
 			}
 		})
 	}
@@ -213,16 +214,16 @@ func BenchmarkDeliveryID(b *testing.B) {
 
 const digest = "sha256:0afb3b5a5a7a1c1d8b0c0f3e2d1c0b9a8f7e6d5c4b3a29181716151413121110"
 
-func event(t *testing.T, typ kubehookv1.EventType, repo string, contents any) Event {
+func event(t *testing.T, typ kubehookv1.EventType, repo string, contents any) intake.Event {
 	t.Helper()
 	ev, err := payload.NewEvent(typ, time.Now(), contents)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Event{Repository: repo, Payload: ev}
+	return intake.Event{Repository: repo, Payload: ev}
 }
 
-func withType(ev Event, typ kubehookv1.EventType) Event {
+func withType(ev intake.Event, typ kubehookv1.EventType) intake.Event {
 	ev.Payload.Type = typ
 	return ev
 }

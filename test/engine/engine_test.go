@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/kubehook/kubehook/internal/intake"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,8 +23,8 @@ import (
 	"github.com/kubehook/kubehook/internal/dispatcher"
 	"github.com/kubehook/kubehook/internal/payload"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
 	"github.com/kubehook/kubehook/internal/sender"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // receiver is an endpoint that records what it is sent and answers with
@@ -85,9 +86,9 @@ func (r reporter) next(t *testing.T) dispatcher.Outcome {
 }
 
 type harness struct {
-	reg      *registry.Registry
+	reg      *subscriptions.Registry
 	queue    *queue.Queue
-	pub      *Publisher
+	pub      *intake.Publisher
 	outcomes reporter
 	// cancel tells the dispatcher to stop (as SIGTERM would); stop also
 	// waits for it and returns what Start returned.
@@ -115,7 +116,7 @@ func startWithQueue(t *testing.T, qc queue.Config, opts dispatcher.Options) *har
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := registry.New()
+	reg := subscriptions.New()
 	out := make(reporter, 100)
 	s := sender.New(sender.Options{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	d := dispatcher.New(q, reg, s, out, opts)
@@ -134,15 +135,15 @@ func startWithQueue(t *testing.T, qc queue.Config, opts dispatcher.Options) *har
 		}
 		q.Close()
 	})
-	return &harness{reg: reg, queue: q, pub: &Publisher{Registry: reg, Queue: q}, outcomes: out, cancel: cancel, stop: stop}
+	return &harness{reg: reg, queue: q, pub: &intake.Publisher{Registry: reg, Queue: q}, outcomes: out, cancel: cancel, stop: stop}
 }
 
-func (h *harness) subscribe(name string, t kubehookv1.EventType, key, endpoint string, mod ...func(*registry.Subscription)) *registry.Subscription {
+func (h *harness) subscribe(name string, t kubehookv1.EventType, key, endpoint string, mod ...func(*subscriptions.Subscription)) *subscriptions.Subscription {
 	spec := kubehookv1.WebhookSubscriptionSpec{Type: t, Key: key, Endpoint: endpoint}
-	s := &registry.Subscription{
+	s := &subscriptions.Subscription{
 		ID:  types.NamespacedName{Namespace: "acme", Name: name},
 		UID: types.UID("uid-" + name), Type: t, Key: key, Endpoint: endpoint,
-		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: registry.DeliveryFor(&spec),
+		PayloadFormat: kubehookv1.PayloadFormatDTR, Delivery: subscriptions.DeliveryFor(&spec),
 	}
 	for _, m := range mod {
 		m(s)
@@ -151,22 +152,22 @@ func (h *harness) subscribe(name string, t kubehookv1.EventType, key, endpoint s
 	return s
 }
 
-func tagPush(t *testing.T, repo string) Event {
-	ns, name := registry.SplitRepository(repo)
+func tagPush(t *testing.T, repo string) intake.Event {
+	ns, name := subscriptions.SplitRepository(repo)
 	ev, err := payload.NewEvent(kubehookv1.TagPush, time.Now(), payload.TagPush{
 		Namespace: ns, Repository: name, Tag: "v1", Digest: "sha256:0afb3b5a5a7a1c1d8b0c0f3e2d1c0b9a8f7e6d5c4b3a29181716151413121110",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Event{Repository: repo, Payload: ev}
+	return intake.Event{Repository: repo, Payload: ev}
 }
 
 func TestDeliversSignedToEveryMatchingSubscriptionOnly(t *testing.T) {
 	h := start(t)
 	key := make([]byte, 32)
 	exact, ns, other := newReceiver(t), newReceiver(t), newReceiver(t)
-	h.subscribe("exact", kubehookv1.TagPush, "acme/web", exact.URL, func(s *registry.Subscription) { s.SigningKeys = [][]byte{key} })
+	h.subscribe("exact", kubehookv1.TagPush, "acme/web", exact.URL, func(s *subscriptions.Subscription) { s.SigningKeys = [][]byte{key} })
 	h.subscribe("ns", kubehookv1.TagPush, "acme", ns.URL)
 	h.subscribe("other", kubehookv1.TagPush, "acme/api", other.URL)
 
@@ -205,7 +206,7 @@ func TestDeliversSignedToEveryMatchingSubscriptionOnly(t *testing.T) {
 func TestRetriesKeepTheWebhookIDUntilSuccess(t *testing.T) {
 	h := start(t)
 	r := newReceiver(t, http.StatusServiceUnavailable)
-	h.subscribe("flaky", kubehookv1.TagPush, "acme", r.URL, func(s *registry.Subscription) {
+	h.subscribe("flaky", kubehookv1.TagPush, "acme", r.URL, func(s *subscriptions.Subscription) {
 		s.Delivery.BackoffDelay = 100 * time.Millisecond
 	})
 	if _, err := h.pub.Publish(context.Background(), tagPush(t, "acme/web")); err != nil {
@@ -226,7 +227,7 @@ func TestRetriesKeepTheWebhookIDUntilSuccess(t *testing.T) {
 func TestExhaustedDeliveryIsDeadLettered(t *testing.T) {
 	h := start(t)
 	r := newReceiver(t, http.StatusInternalServerError)
-	h.subscribe("broken", kubehookv1.TagPush, "acme", r.URL, func(s *registry.Subscription) { s.Delivery.MaxAttempts = 1 })
+	h.subscribe("broken", kubehookv1.TagPush, "acme", r.URL, func(s *subscriptions.Subscription) { s.Delivery.MaxAttempts = 1 })
 	if _, err := h.pub.Publish(context.Background(), tagPush(t, "acme/web")); err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +272,7 @@ func TestSuspendedSubscriptionHoldsItsDeliveriesUntilResumed(t *testing.T) {
 	paused := *sub
 	paused.Suspended = true
 	h.reg.Upsert(&paused)
-	var events []Event
+	var events []intake.Event
 	for i := range 5 {
 		events = append(events, tagPushNumbered(t, "acme/web", i))
 	}
@@ -314,10 +315,10 @@ func TestUnregisteredSubscriptionIsDroppedOnlyWhenGone(t *testing.T) {
 	// and this one's registry has not loaded their subscriptions (yet).
 	h.reg.Remove(later.ID)
 	h.reg.Remove(gone.ID)
-	earlier := registry.New()
+	earlier := subscriptions.New()
 	earlier.Upsert(later)
 	earlier.Upsert(gone)
-	pub := &Publisher{Registry: earlier, Queue: h.queue}
+	pub := &intake.Publisher{Registry: earlier, Queue: h.queue}
 	if n, err := pub.Publish(context.Background(), tagPush(t, "acme/web")); err != nil || n != 2 {
 		t.Fatalf("Publish = %d, %v", n, err)
 	}
@@ -351,7 +352,7 @@ func TestSuspendingABusyLineHoldsTheRestAndResumesOnce(t *testing.T) {
 	defer slow.Close()
 	sub := h.subscribe("busy", kubehookv1.TagPush, "acme", slow.URL)
 	const n = 20
-	var events []Event
+	var events []intake.Event
 	for i := range n {
 		events = append(events, tagPushNumbered(t, "acme/web", i))
 	}
@@ -396,7 +397,7 @@ func TestSuspendingABusyLineHoldsTheRestAndResumesOnce(t *testing.T) {
 func TestHeldDeliveriesAreBounded(t *testing.T) {
 	h := startWith(t, dispatcher.Options{MaxHeld: 3})
 	r := newReceiver(t)
-	sub := h.subscribe("paused", kubehookv1.TagPush, "acme", r.URL, func(s *registry.Subscription) { s.Suspended = true })
+	sub := h.subscribe("paused", kubehookv1.TagPush, "acme", r.URL, func(s *subscriptions.Subscription) { s.Suspended = true })
 	ctx := context.Background()
 	for i := range 5 {
 		// One at a time, so the first three are held before the others come.

@@ -1,7 +1,7 @@
-// Package engine is the delivery engine's entry point for event sources:
+// Package intake is the delivery engine's entry point for event sources:
 // Publish turns an event into one durable delivery per matching
 // subscription.
-package engine
+package intake
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/payload"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // Event is a registry event as a source saw it.
@@ -39,7 +39,7 @@ type Event struct {
 
 // Publisher matches events to subscriptions and queues the deliveries.
 type Publisher struct {
-	Registry *registry.Registry
+	Registry *subscriptions.Registry
 	Queue    *queue.Queue
 }
 

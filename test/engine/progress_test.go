@@ -13,7 +13,7 @@ import (
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/dispatcher"
 	"github.com/kubehook/kubehook/internal/queue"
-	"github.com/kubehook/kubehook/internal/registry"
+	"github.com/kubehook/kubehook/internal/subscriptions"
 )
 
 // An attempt that outlasts the queue's ack wait tells JetStream it is still
@@ -36,7 +36,7 @@ func TestSlowAttemptIsNotRedeliveredWhileInProgress(t *testing.T) {
 	}()
 
 	h := startWithQueue(t, queue.Config{AckWait: ackWait}, dispatcher.Options{GracePeriod: 5 * time.Second, ProgressInterval: ackWait / 4})
-	h.subscribe("slow", kubehookv1.TagPush, "acme/web", ep.URL, func(s *registry.Subscription) {
+	h.subscribe("slow", kubehookv1.TagPush, "acme/web", ep.URL, func(s *subscriptions.Subscription) {
 		s.Delivery.Timeout = time.Minute
 	})
 	_, err := h.pub.Publish(context.Background(), tagPush(t, "acme/web"))
