@@ -46,7 +46,6 @@ package dispatcher
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +54,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/cache"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/kubehook/kubehook/internal/metrics"
 	"github.com/kubehook/kubehook/internal/queue"
 	"github.com/kubehook/kubehook/internal/sender"
 	"github.com/kubehook/kubehook/internal/subscriptions"
@@ -78,158 +76,6 @@ type LineReaders interface {
 	Announce(ctx context.Context, uid types.UID)
 	Withdraw(ctx context.Context, uid types.UID)
 	Refresh(ctx context.Context)
-}
-
-// Reporter receives the outcome of every attempt. Report must not block.
-type Reporter interface {
-	Report(Outcome)
-}
-
-// Outcome is the result of one attempt, for status.
-type Outcome struct {
-	Subscription types.NamespacedName
-	UID          types.UID
-	DeliveryID   string
-	At           time.Time
-	// Attempts made for this delivery, this one included.
-	Attempts   int
-	OK         bool
-	StatusCode int
-	// Message says why an attempt failed; it holds no secrets.
-	Message string
-	// Deactivated: this failure (410 Gone) made the subscription inactive.
-	Deactivated bool
-	// DeadLettered: the delivery exhausted its attempts.
-	DeadLettered bool
-	// CircuitOpenUntil is set when, after this attempt, the circuit breaker
-	// of the endpoint's host is open: no delivery to that host is attempted
-	// until then, when one probe attempt goes. Zero while it is closed.
-	CircuitOpenUntil time.Time
-}
-
-// Options tune the dispatcher.
-type Options struct {
-	// Concurrency bounds the attempts in flight across all subscriptions.
-	Concurrency int
-	// PerSubscription bounds the attempts in flight for one healthy
-	// subscription (its last attempt succeeded).
-	PerSubscription int
-	// FailingPerSubscription bounds the attempts in flight for one
-	// subscription whose last attempt failed. Default 2 (at most
-	// PerSubscription).
-	FailingPerSubscription int
-	// FailingConcurrency bounds the attempts in flight, together, of the
-	// subscriptions not known to be healthy: those whose last attempt
-	// failed, and those with no attempt finished yet (new, or idle for an
-	// hour) beyond their first attempt, so that hanging endpoints hold at
-	// most this share of the pool. Default half of Concurrency.
-	FailingConcurrency int
-	// PerHost bounds the attempts in flight to one endpoint host (host and
-	// port of the endpoint URL), across subscriptions. Default 32; at
-	// Concurrency or more, the pool alone bounds them.
-	PerHost int
-	// BreakerThreshold is the number of consecutive failed attempts to one
-	// endpoint host (no answer, timeouts, 5xx) that opens its circuit
-	// breaker. Default 10; negative turns the breakers off.
-	BreakerThreshold int
-	// BreakerCooldown is how long a breaker stays open before its probe;
-	// each failed probe doubles it, up to BreakerMaxCooldown. Defaults 10s
-	// and 5m.
-	BreakerCooldown    time.Duration
-	BreakerMaxCooldown time.Duration
-	// GracePeriod is how long in-flight attempts may finish at shutdown.
-	GracePeriod time.Duration
-	// Source is the CloudEvents source attribute.
-	Source string
-	// Now and Rand are the clock and jitter source; tests inject them.
-	Now  func() time.Time
-	Rand func() float64
-	// UnparkAfter is how long a parked subscription must be idle before it
-	// returns to the shared consumer.
-	UnparkAfter time.Duration
-	// ProgressInterval is how often a long attempt tells JetStream it is
-	// still in progress; below the queue's ack wait.
-	ProgressInterval time.Duration
-	// Loaded returns once the registry reflects every subscription of the
-	// cluster; nothing is consumed before. Nil: at once.
-	Loaded func(context.Context) error
-	// Exists tells whether the object of a subscription with that UID
-	// still exists, asking the API server. A delivery whose subscription is
-	// not registered is dropped only when Exists says no; when it cannot
-	// tell, the delivery is held. Nil counts every unregistered
-	// subscription as gone (for engines without an API server).
-	Exists func(ctx context.Context, id types.NamespacedName, uid types.UID) (bool, error)
-	// MaxHeld bounds the held deliveries of one subscription; more go to
-	// its dead letters.
-	MaxHeld int64
-	// ExpireHeldEvery is how often held deliveries older than the
-	// dead-letter retention are moved to the dead letters.
-	ExpireHeldEvery time.Duration
-	// Lines is set when several replicas share the queue. Each then starts
-	// at most one attempt of a subscription from the shared consumer, and a
-	// subscription that needs more, on any replica, has all its deliveries
-	// read through its line, whose consumer window is PerSubscription: one
-	// limit across the replicas. Nil: this process is the only consumer,
-	// and PerSubscription bounds its attempts from either consumer.
-	Lines LineReaders
-	// PerSubscriptionMetrics, when set, also counts deliveries by
-	// subscription (kubehook_subscription_deliveries_total); nil: by event
-	// type only.
-	PerSubscriptionMetrics *metrics.PerSubscription
-}
-
-func (o Options) withDefaults() Options {
-	if o.Concurrency <= 0 {
-		o.Concurrency = 256
-	}
-	if o.PerSubscription <= 0 {
-		o.PerSubscription = 8
-	}
-	if o.FailingPerSubscription <= 0 {
-		o.FailingPerSubscription = 2
-	}
-	o.FailingPerSubscription = min(o.FailingPerSubscription, o.PerSubscription)
-	if o.FailingConcurrency <= 0 {
-		o.FailingConcurrency = max(1, o.Concurrency/2)
-	}
-	o.FailingConcurrency = min(o.FailingConcurrency, o.Concurrency)
-	if o.PerHost <= 0 {
-		o.PerHost = 32
-	}
-	if o.BreakerThreshold == 0 {
-		o.BreakerThreshold = 10
-	}
-	if o.BreakerCooldown <= 0 {
-		o.BreakerCooldown = 10 * time.Second
-	}
-	if o.BreakerMaxCooldown <= 0 {
-		o.BreakerMaxCooldown = 5 * time.Minute
-	}
-	if o.GracePeriod <= 0 {
-		o.GracePeriod = 20 * time.Second
-	}
-	if o.Source == "" {
-		o.Source = "kubehook"
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Rand == nil {
-		o.Rand = rand.Float64
-	}
-	if o.UnparkAfter <= 0 {
-		o.UnparkAfter = 10 * time.Second
-	}
-	if o.ProgressInterval <= 0 {
-		o.ProgressInterval = 10 * time.Second
-	}
-	if o.MaxHeld <= 0 {
-		o.MaxHeld = 100_000
-	}
-	if o.ExpireHeldEvery <= 0 {
-		o.ExpireHeldEvery = time.Hour
-	}
-	return o
 }
 
 // Dispatcher consumes the queue and delivers. It is a manager.Runnable.
@@ -269,41 +115,6 @@ type Dispatcher struct {
 	// state, so a healthy subscription idle for a moment keeps its full
 	// limit, and a failing one stays limited.
 	health *cache.LRUExpireCache
-}
-
-// healthTTL is how long the class of a subscription with no attempt is
-// remembered; after that it is unproven again.
-const healthTTL = time.Hour
-
-// subState is the dispatcher's view of one subscription.
-type subState struct {
-	id types.NamespacedName
-	// slots holds one token per attempt in flight, up to the limit, and
-	// failSlots one per attempt made while the subscription was not
-	// healthy: the shared consumer takes them only if they are free
-	// at once, a parked line's consumer waits for them (it holds up only
-	// its own subscription).
-	slots, failSlots chan struct{}
-	inflight         int
-	// class says whether its last attempt succeeded (healthy), failed, or
-	// none has finished (unproven); reclassed is closed, and replaced, when
-	// it changes, so the line's consumer waits in the current class.
-	class     class
-	reclassed chan struct{}
-	// parked is set while the subscription's deliveries go to its own line:
-	// read by line while it is delivered to, unread (held) while line is
-	// nil. parkMu orders parking against unparking, so no delivery is
-	// parked for a subscription without a consumer unless it is held.
-	parked bool
-	parkMu sync.Mutex
-	line   *queue.Line
-	// held counts the deliveries held on the line (known once heldKnown).
-	held      int64
-	heldKnown bool
-	// parking counts copies on their way to the line, not yet stored.
-	parking atomic.Int64
-	// unpark fires UnparkAfter after the parked line last went idle.
-	unpark *time.Timer
 }
 
 // New returns a dispatcher; Start runs it.
@@ -453,36 +264,6 @@ func (d *Dispatcher) sharedAdmits(uid types.UID, st *subState) bool {
 		return true
 	}
 	return st.inflight == 0 && !d.opts.Lines.Read(uid)
-}
-
-func (d *Dispatcher) state(uid types.UID, id types.NamespacedName) *subState {
-	st := d.subs[uid]
-	if st == nil {
-		st = &subState{
-			id:        id,
-			slots:     make(chan struct{}, d.opts.PerSubscription),
-			failSlots: make(chan struct{}, d.opts.FailingPerSubscription),
-			reclassed: make(chan struct{}),
-		}
-		st.class = unproven
-		if c, ok := d.health.Get(uid); ok {
-			st.class = c.(class)
-		}
-		d.subs[uid] = st
-	}
-	if st.id.Name == "" {
-		st.id = id
-	}
-	return st
-}
-
-// forget drops the state of a subscription with nothing in flight or
-// parked, remembering its class; mu is held.
-func (d *Dispatcher) forget(uid types.UID, st *subState) {
-	delete(d.subs, uid)
-	if st.class != unproven {
-		d.health.Add(uid, st.class, healthTTL)
-	}
 }
 
 func (d *Dispatcher) startWorker(uid types.UID, st *subState, m *queue.Msg, t *ticket) {
