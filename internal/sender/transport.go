@@ -1,7 +1,6 @@
 package sender
 
 import (
-	"container/list"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"k8s.io/utils/lru"
 
 	"github.com/kubehook/kubehook/internal/credentials"
 )
@@ -86,24 +87,27 @@ func tlsConfig(tlsc *credentials.TLS, skip bool) (*tls.Config, error) {
 }
 
 // transportCache holds one client per TLS configuration, at most limit of
-// them; the least recently used one is dropped, its idle connections closed.
+// them (k8s.io/utils/lru); the least recently used one is dropped, its idle
+// connections closed. Requests still running on a dropped transport finish
+// normally; its connections close now if idle, or after IdleConnTimeout.
 type transportCache struct {
-	limit int
 	build func(*tls.Config) *http.Transport
 
-	mu sync.Mutex
-	ll *list.List // of *cachedClient, most recently used first
-	m  map[transportKey]*list.Element
+	// mu makes look-up-or-add one step, so concurrent first uses of a
+	// configuration keep one client.
+	mu      sync.Mutex
+	clients *lru.Cache // transportKey -> *cachedClient
 }
 
 type cachedClient struct {
-	key       transportKey
 	client    *http.Client
 	transport *http.Transport
 }
 
 func newTransportCache(limit int, build func(*tls.Config) *http.Transport) *transportCache {
-	return &transportCache{limit: limit, build: build, ll: list.New(), m: map[transportKey]*list.Element{}}
+	return &transportCache{build: build, clients: lru.NewWithEvictionFunc(limit, func(_ lru.Key, v any) {
+		v.(*cachedClient).transport.CloseIdleConnections()
+	})}
 }
 
 // client returns the client for the given TLS configuration, building it on first use.
@@ -117,14 +121,9 @@ func (c *transportCache) client(tlsc *credentials.TLS, skip bool) (*http.Client,
 	default:
 		k = keyFor(tlsc, skip)
 	}
-	c.mu.Lock()
-	if e, ok := c.m[k]; ok {
-		c.ll.MoveToFront(e)
-		cl := e.Value.(*cachedClient).client
-		c.mu.Unlock()
-		return cl, nil
+	if v, ok := c.clients.Get(k); ok {
+		return v.(*cachedClient).client, nil
 	}
-	c.mu.Unlock()
 
 	// Build outside the lock: loading the system roots can take a while.
 	cfg, err := tlsConfig(tlsc, skip)
@@ -132,55 +131,28 @@ func (c *transportCache) client(tlsc *credentials.TLS, skip bool) (*http.Client,
 		return nil, err
 	}
 	t := c.build(cfg)
-	entry := &cachedClient{key: k, transport: t, client: &http.Client{
+	entry := &cachedClient{transport: t, client: &http.Client{
 		Transport: t,
 		// Redirects are never followed: a 3xx is the attempt's answer.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 
 	c.mu.Lock()
-	if e, ok := c.m[k]; ok { // built concurrently; keep the first one
-		c.ll.MoveToFront(e)
-		cl := e.Value.(*cachedClient).client
-		c.mu.Unlock()
+	defer c.mu.Unlock()
+	if v, ok := c.clients.Get(k); ok { // built concurrently; keep the first one
 		t.CloseIdleConnections()
-		return cl, nil
+		return v.(*cachedClient).client, nil
 	}
-	c.m[k] = c.ll.PushFront(entry)
-	var evicted []*http.Transport
-	for c.ll.Len() > c.limit {
-		old := c.ll.Remove(c.ll.Back()).(*cachedClient)
-		delete(c.m, old.key)
-		evicted = append(evicted, old.transport)
-	}
-	c.mu.Unlock()
-	// Requests still running on an evicted transport finish normally; its
-	// connections close now if idle, or after IdleConnTimeout otherwise.
-	for _, t := range evicted {
-		t.CloseIdleConnections()
-	}
+	c.clients.Add(k, entry)
 	return entry.client, nil
 }
 
 // len returns the number of cached transports.
-func (c *transportCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ll.Len()
-}
+func (c *transportCache) len() int { return c.clients.Len() }
 
-// closeIdle closes the idle connections of every cached transport.
-func (c *transportCache) closeIdle() {
-	c.mu.Lock()
-	ts := make([]*http.Transport, 0, c.ll.Len())
-	for e := c.ll.Front(); e != nil; e = e.Next() {
-		ts = append(ts, e.Value.(*cachedClient).transport)
-	}
-	c.mu.Unlock()
-	for _, t := range ts {
-		t.CloseIdleConnections()
-	}
-}
+// closeIdle drops every cached transport, closing its idle connections;
+// the next attempt builds its client again.
+func (c *transportCache) closeIdle() { c.clients.Clear() }
 
 // newTransport returns a pooled transport dialing through d.
 func newTransport(d *net.Dialer, cfg *tls.Config, maxIdle, maxIdlePerHost int) *http.Transport {
