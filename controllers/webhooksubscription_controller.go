@@ -1,4 +1,11 @@
-// Package controllers holds the kubehook reconcilers.
+// Package controllers holds the WebhookSubscription reconciler: on every
+// replica it turns each object (with its Secrets and namespace) into an
+// entry of the subscription index; on the leader it writes status, the one
+// writer, from the engine's outcomes, and handles the test, replay, purge
+// and reactivate annotations.
+//
+// It must not deliver: deliveries are the engine's (intake, queue,
+// dispatcher, sender), which never writes objects.
 package controllers
 
 import (

@@ -1,7 +1,7 @@
 // Package dispatcher moves deliveries from the queue to the sender, one
 // subscription isolated from another, and reports each outcome. It decides
 // nothing about a subscription itself: what becomes of a delivery (attempt,
-// hold, dead letter, drop) is the registry entry's Fate, and a subscription
+// hold, dead letter, drop) is the subscription entry's Fate, and a subscription
 // counts as gone only when the API server has no object with its UID.
 //
 // Isolation: an attempt starts only with a worker to spare on every limit

@@ -1,6 +1,10 @@
-// Package intake is the delivery engine's entry point for event sources:
-// Publish turns an event into one durable delivery per matching
-// subscription.
+// Package intake is where events enter the delivery engine: Publish turns
+// an event from a source into one durable delivery per matching
+// subscription, rendered once, and returns only once the queue has stored
+// them all, so a source answers its client only for what is kept.
+//
+// It must not send anything, judge a subscription's health, or write a
+// Kubernetes object; delivering is the dispatcher's.
 package intake
 
 import (

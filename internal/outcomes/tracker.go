@@ -5,6 +5,9 @@
 // per sync period. The reconciler, woken through Events(), is the only
 // writer of status; the failure streak it writes there is the one every
 // reader uses.
+//
+// It must not write Kubernetes objects itself: it only tells the reconciler
+// when, and what, to write.
 package outcomes
 
 import (

@@ -21,6 +21,9 @@
 // endpoint from filling the consumer's ack-pending window. Given-up
 // deliveries go to the bounded dead-letter stream KUBEHOOK_DEAD_LETTERS, on
 // subject kubehook.dead.<UID>.<reason>, from where they can be replayed.
+//
+// It must not decide what becomes of a delivery: it stores, hands out,
+// moves and counts what the intake and the dispatcher tell it to.
 package queue
 
 import (

@@ -1,6 +1,12 @@
-// Package subscriptions holds the subscriptions the delivery engine delivers to,
-// indexed so that finding the subscriptions for an event is at most three
-// lookups in a hash index, whatever their number.
+// Package subscriptions is the index of the subscriptions the delivery
+// engine delivers to, as the controller registered them, with the matcher
+// that finds an event's subscriptions in at most three lookups of a hash
+// index, whatever their number, and each entry's Fate (what becomes of a
+// delivery queued for it).
+//
+// It holds only what the controller put in: it must not read the API
+// server, the queue or the network, and nothing but the controller writes
+// to it.
 package subscriptions
 
 import (
