@@ -344,7 +344,7 @@ func measureThroughput(b *testing.B) map[string]float64 {
 	defer func() { sink.Close(); checkGoroutines(b, goroutines) }()
 	pl := newBenchPayload(b)
 
-	var pipelineRate, publishRate, pipelineCPU, parked float64
+	var pipelineRate, publishRate, pipelineCPU, pipelineAllocs, parked float64
 	var maxGap time.Duration
 	var outs benchOutcomes
 	pprof.Do(context.Background(), pprof.Labels("phase", "pipeline"), func(context.Context) {
@@ -418,6 +418,7 @@ func measureThroughput(b *testing.B) map[string]float64 {
 		}
 		elapsed := time.Since(start)
 		pipelineCPU = cpu.perOp(total)
+		pipelineAllocs = cpu.allocsPerOp(total)
 		parked = testutil.ToFloat64(metrics.ParkedTotal) - parkedBefore
 		maxGap = time.Duration(sink.maxGap.Load())
 		pipelineRate = float64(total) / elapsed.Seconds()
@@ -431,10 +432,10 @@ func measureThroughput(b *testing.B) map[string]float64 {
 	}
 
 	// The same sink, the same body, the same concurrency, with plain net/http.
-	var bareRate, bareCPU float64
+	var bareRate, bareCPU, bareAllocs float64
 	pprof.Do(context.Background(), pprof.Labels("phase", "bare"), func(context.Context) {
 		body := pl.body(b, "bench/repo-00", 12345)
-		bareRate, bareCPU = barePosts(b, sink.URL, body, workers, warmupBatches*batchEvents, total)
+		bareRate, bareCPU, bareAllocs = barePosts(b, sink.URL, body, workers, warmupBatches*batchEvents, total)
 	})
 
 	ratio := pipelineRate / bareRate
@@ -450,6 +451,9 @@ func measureThroughput(b *testing.B) map[string]float64 {
 		fmt.Printf("delivery_cpu_us_per_event: %.0f\n", pipelineCPU)
 		fmt.Printf("bare_http_cpu_us_per_post: %.0f\n", bareCPU)
 	}
+	// Heap allocations, the sink's included, per request it received.
+	fmt.Printf("delivery_allocs_per_event: %.0f\n", pipelineAllocs)
+	fmt.Printf("bare_http_allocs_per_post: %.0f\n", bareAllocs)
 	if pipelineCPU > 0 && bareCPU >= 0 {
 		// CPU time per bare POST over CPU time per delivery: what the
 		// throughput ratio would be on a machine with nothing else to run.
@@ -462,8 +466,9 @@ func measureThroughput(b *testing.B) map[string]float64 {
 
 // barePosts POSTs body to url from workers goroutines over keep-alive
 // connections, warmup times untimed and then total times, and returns the
-// timed requests per second and the process CPU time per request (sink included).
-func barePosts(b *testing.B, url string, body []byte, workers, warmup, total int) (rate, cpuPerPost float64) {
+// timed requests per second, the process CPU time and the heap allocations
+// per request (sink included).
+func barePosts(b *testing.B, url string, body []byte, workers, warmup, total int) (rate, cpuPerPost, allocsPerPost float64) {
 	tr := &http.Transport{MaxIdleConns: workers, MaxIdleConnsPerHost: workers, IdleConnTimeout: 90 * time.Second}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
@@ -499,7 +504,7 @@ func barePosts(b *testing.B, url string, body []byte, workers, warmup, total int
 	runtime.GC()
 	cpu := startCPU()
 	elapsed := run(total)
-	return float64(total) / elapsed.Seconds(), cpu.perOp(total)
+	return float64(total) / elapsed.Seconds(), cpu.perOp(total), cpu.allocsPerOp(total)
 }
 
 // processCPU is the CPU time (user and system) the process has used, from
@@ -527,15 +532,27 @@ func processCPU() (cpu time.Duration, ok bool) {
 	return time.Duration(utime+stime) * 10 * time.Millisecond, true
 }
 
-// cpuMeter measures the process CPU time used per operation.
+// cpuMeter measures the process CPU time and the heap allocations made
+// per operation.
 type cpuMeter struct {
-	start time.Duration
-	ok    bool
+	start   time.Duration
+	ok      bool
+	mallocs uint64
 }
 
 func startCPU() cpuMeter {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
 	c, ok := processCPU()
-	return cpuMeter{start: c, ok: ok}
+	return cpuMeter{start: c, ok: ok, mallocs: ms.Mallocs}
+}
+
+// allocsPerOp returns the heap allocations per operation: unlike time, the
+// machine's other load does not change them.
+func (m cpuMeter) allocsPerOp(ops int) float64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.Mallocs-m.mallocs) / float64(ops)
 }
 
 // perOp returns the CPU time per operation in microseconds, or -1 when unknown.
