@@ -75,7 +75,9 @@ func (d *Dispatcher) attempt(m *queue.Msg, t *ticket) (attempted, ok bool) {
 	out.CircuitOpenUntil = d.recordHost(t, sub.Endpoint, healthOf(res))
 	if res.OK() {
 		d.count(m, metrics.ResultSuccess)
-		if err := m.Done(ctx); err != nil {
+		// Not waiting for the server's confirmation: the queue awaits it,
+		// and sends the ack again should it be lost.
+		if err := m.DoneAsync(); err != nil {
 			logger().Error(err, "acking delivered message; it may be delivered again")
 		}
 		d.reporter.Report(out)

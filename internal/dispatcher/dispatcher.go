@@ -182,8 +182,14 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		cancelSends()
 		<-finished
 	}
-	// Every attempt is acked or released: the lines' consumers can go, so
-	// what they had fetched is handed out at once to the next reader.
+	// Every attempt is acked or released, once the acks sent are confirmed:
+	// the lines' consumers can go, so what they had fetched is handed out
+	// at once to the next reader.
+	acked, cancelAcked := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := d.queue.AwaitAcks(acked); err != nil {
+		log.FromContext(ctx).Error(err, "stopping with acks unconfirmed; their deliveries may be delivered again")
+	}
+	cancelAcked()
 	d.deleteLines()
 	d.breakers.forgetAll()
 	return err

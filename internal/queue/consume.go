@@ -206,6 +206,12 @@ func (l *Line) Stop() {
 // deliveries until their ack wait ran out. Unacked deliveries stay parked.
 func (l *Line) Delete() {
 	l.Stop()
+	// The acks of the line's deliveries must reach the server before the
+	// consumer goes, or those deliveries stay and come again. Unconfirmed
+	// for long, they are lost: the consumer goes all the same.
+	waitCtx, cancelWait := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = l.q.acks.wait(waitCtx)
+	cancelWait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = l.q.stream.DeleteConsumer(ctx, l.name)

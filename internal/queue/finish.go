@@ -66,6 +66,19 @@ func (m *Msg) Done(ctx context.Context) error {
 	return m.raw.DoubleAck(ctx)
 }
 
+// AwaitAcks returns once the acks DoneAsync has sent so far are confirmed
+// (or given up as lost), or ctx is done.
+func (q *Queue) AwaitAcks(ctx context.Context) error { return q.acks.wait(ctx) }
+
+// DoneAsync acks a delivered message like Done, without waiting for the
+// server's confirmation: the queue awaits it on its own, sends the ack
+// again if it was lost, and lets every ack in flight be confirmed before
+// it deletes a consumer or closes. An error says the ack could not be
+// sent, and the delivery will be handed out again.
+func (m *Msg) DoneAsync() error {
+	return m.q.acks.ack(m.raw.Reply())
+}
+
 // Drop acks a message that will never be delivered: its subscription no
 // longer exists.
 func (m *Msg) Drop(ctx context.Context) error {

@@ -22,6 +22,11 @@
 // deliveries go to the bounded dead-letter stream KUBEHOOK_DEAD_LETTERS, on
 // subject kubehook.dead.<UID>.<reason>, from where they can be replayed.
 //
+// A delivered message's ack is sent without its worker waiting for the
+// server's confirmation: the queue awaits the confirmations itself, sends
+// an ack again when it was lost, and lets the acks in flight be confirmed
+// before it deletes a consumer or closes (acks.go).
+//
 // It must not decide what becomes of a delivery: it stores, hands out,
 // moves and counts what the intake and the dispatcher tell it to.
 package queue
@@ -102,6 +107,7 @@ type Queue struct {
 	srv      *server.Server // nil with an external server
 	nc       *nats.Conn
 	js       jetstream.JetStream
+	acks     *acker // sends the acks of delivered messages (Msg.DoneAsync)
 	stream   jetstream.Stream
 	dead     jetstream.Stream
 	consumer jetstream.Consumer
@@ -133,6 +139,10 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	if err := q.setupRetrying(ctx); err != nil {
+		q.Close()
+		return nil, err
+	}
+	if q.acks, err = newAcker(q.nc, log.FromContext(ctx), ackRetryAfter, ackGiveUpAfter); err != nil {
 		q.Close()
 		return nil, err
 	}
@@ -267,9 +277,13 @@ func (q *Queue) sharedConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// Close drains the connection and stops the embedded server. Unacked
-// deliveries stay in the stream for the next start.
+// Close waits a moment for the acks in flight to be confirmed, drains the
+// connection and stops the embedded server. Unacked deliveries stay in the
+// stream for the next start.
 func (q *Queue) Close() {
+	if q.acks != nil {
+		q.acks.close(5 * time.Second)
+	}
 	if q.nc != nil {
 		_ = q.nc.Drain()
 		q.nc.Close()
