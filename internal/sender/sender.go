@@ -217,7 +217,7 @@ func (s *Sender) send(parent context.Context, sub *subscriptions.Subscription, r
 		// The URL is not repeated: it may carry a token in its query.
 		return Result{Err: errors.New("the endpoint is not an absolute http or https URL"), NotSent: true}
 	}
-	client, err := s.transports.client(sub.TLS, sub.SkipTLSVerification)
+	transport, err := s.transports.transport(sub.TLS, sub.SkipTLSVerification)
 	if err != nil {
 		return Result{Err: fmt.Errorf("TLS configuration: %w", err), NotSent: true}
 	}
@@ -244,7 +244,10 @@ func (s *Sender) send(parent context.Context, sub *subscriptions.Subscription, r
 		h.Del(signing.HeaderSignature)
 	}
 
-	resp, err := client.Do(hreq)
+	// One round trip on the transport, not http.Client.Do: redirects are
+	// never followed (a 3xx is the attempt's answer), and for those alone
+	// the client would copy every request's headers.
+	resp, err := transport.RoundTrip(hreq)
 	if err != nil {
 		var refused *AddressNotAllowedError
 		return Result{Err: transportError(parent, ctx, timeout, err), NotSent: errors.As(err, &refused)}

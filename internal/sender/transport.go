@@ -86,7 +86,7 @@ func tlsConfig(tlsc *credentials.TLS, skip bool) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// transportCache holds one client per TLS configuration, at most limit of
+// transportCache holds one transport per TLS configuration, at most limit of
 // them (k8s.io/utils/lru); the least recently used one is dropped, its idle
 // connections closed. Requests still running on a dropped transport finish
 // normally; its connections close now if idle, or after IdleConnTimeout.
@@ -94,24 +94,20 @@ type transportCache struct {
 	build func(*tls.Config) *http.Transport
 
 	// mu makes look-up-or-add one step, so concurrent first uses of a
-	// configuration keep one client.
-	mu      sync.Mutex
-	clients *lru.Cache // transportKey -> *cachedClient
-}
-
-type cachedClient struct {
-	client    *http.Client
-	transport *http.Transport
+	// configuration keep one transport.
+	mu         sync.Mutex
+	transports *lru.Cache // transportKey -> *http.Transport
 }
 
 func newTransportCache(limit int, build func(*tls.Config) *http.Transport) *transportCache {
-	return &transportCache{build: build, clients: lru.NewWithEvictionFunc(limit, func(_ lru.Key, v any) {
-		v.(*cachedClient).transport.CloseIdleConnections()
+	return &transportCache{build: build, transports: lru.NewWithEvictionFunc(limit, func(_ lru.Key, v any) {
+		v.(*http.Transport).CloseIdleConnections()
 	})}
 }
 
-// client returns the client for the given TLS configuration, building it on first use.
-func (c *transportCache) client(tlsc *credentials.TLS, skip bool) (*http.Client, error) {
+// transport returns the transport for the given TLS configuration, building
+// it on first use.
+func (c *transportCache) transport(tlsc *credentials.TLS, skip bool) (*http.Transport, error) {
 	var k transportKey
 	switch {
 	case tlsc == nil && skip:
@@ -121,8 +117,8 @@ func (c *transportCache) client(tlsc *credentials.TLS, skip bool) (*http.Client,
 	default:
 		k = keyFor(tlsc, skip)
 	}
-	if v, ok := c.clients.Get(k); ok {
-		return v.(*cachedClient).client, nil
+	if v, ok := c.transports.Get(k); ok {
+		return v.(*http.Transport), nil
 	}
 
 	// Build outside the lock: loading the system roots can take a while.
@@ -131,28 +127,23 @@ func (c *transportCache) client(tlsc *credentials.TLS, skip bool) (*http.Client,
 		return nil, err
 	}
 	t := c.build(cfg)
-	entry := &cachedClient{transport: t, client: &http.Client{
-		Transport: t,
-		// Redirects are never followed: a 3xx is the attempt's answer.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if v, ok := c.clients.Get(k); ok { // built concurrently; keep the first one
+	if v, ok := c.transports.Get(k); ok { // built concurrently; keep the first one
 		t.CloseIdleConnections()
-		return v.(*cachedClient).client, nil
+		return v.(*http.Transport), nil
 	}
-	c.clients.Add(k, entry)
-	return entry.client, nil
+	c.transports.Add(k, t)
+	return t, nil
 }
 
 // len returns the number of cached transports.
-func (c *transportCache) len() int { return c.clients.Len() }
+func (c *transportCache) len() int { return c.transports.Len() }
 
 // closeIdle drops every cached transport, closing its idle connections;
-// the next attempt builds its client again.
-func (c *transportCache) closeIdle() { c.clients.Clear() }
+// the next attempt builds its transport again.
+func (c *transportCache) closeIdle() { c.transports.Clear() }
 
 // newTransport returns a pooled transport dialing through d.
 func newTransport(d *net.Dialer, cfg *tls.Config, maxIdle, maxIdlePerHost int) *http.Transport {
