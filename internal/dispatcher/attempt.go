@@ -133,9 +133,14 @@ func (d *Dispatcher) recordHost(t *ticket, endpoint string, h hostHealth) time.T
 	return d.breakers.done(host, t.probe, h)
 }
 
+// render returns the request body of m for sub and its content type.
 func (d *Dispatcher) render(sub *subscriptions.Subscription, m *queue.Msg) ([]byte, string, error) {
-	// The queue holds the DTR body itself (engine.Publisher encodes it).
-	if f := sub.PayloadFormat; (f == kubehookv1.PayloadFormatDTR || f == "") && json.Valid(m.Event) {
+	// The queue holds the DTR body itself, sent as is and not checked again
+	// on every attempt: intake.Publisher encoded it with
+	// payload.Event.MarshalJSON, which compacts its contents and so refuses
+	// any that are not JSON, and retries, parking and replays copy those
+	// bytes.
+	if f := sub.PayloadFormat; f == kubehookv1.PayloadFormatDTR || f == "" {
 		return m.Event, payload.ContentTypeDTR, nil
 	}
 	var ev payload.Event
