@@ -53,6 +53,9 @@ type acker struct {
 	pending map[string]*pendingAck // by reply subject
 	stop    chan struct{}
 	done    chan struct{}
+	// closed makes close run once: a queue may be closed twice (a deferred
+	// Close after an explicit one).
+	closed sync.Once
 }
 
 // pendingAck is an ack sent and not confirmed yet.
@@ -179,14 +182,17 @@ func (a *acker) wait(ctx context.Context) error {
 	return nil
 }
 
-// close waits for the acks in flight, up to timeout, and stops.
+// close waits for the acks in flight, up to timeout, and stops; later
+// calls do nothing.
 func (a *acker) close(timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := a.wait(ctx); err != nil {
-		a.log.Info("closing the queue with acks unconfirmed; their deliveries may be delivered again", "error", err.Error())
-	}
-	close(a.stop)
-	<-a.done
-	_ = a.sub.Unsubscribe()
+	a.closed.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := a.wait(ctx); err != nil {
+			a.log.Info("closing the queue with acks unconfirmed; their deliveries may be delivered again", "error", err.Error())
+		}
+		close(a.stop)
+		<-a.done
+		_ = a.sub.Unsubscribe()
+	})
 }

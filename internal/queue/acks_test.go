@@ -128,3 +128,11 @@ func TestAsyncAcksAreConfirmedBeforeALineIsDeleted(t *testing.T) {
 		t.Fatalf("%d of %d acked deliveries still queued after their line was deleted", got, n)
 	}
 }
+
+// A queue closed twice (an explicit Close, then a deferred one) stops its
+// acker once.
+func TestQueueClosedTwiceStopsOnce(t *testing.T) {
+	q := openTest(t, t.TempDir(), time.Minute)
+	q.Close()
+	q.Close()
+}
