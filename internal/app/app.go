@@ -305,6 +305,14 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 	loaded := &loadGate{reader: mgr.GetClient(), reg: reg, timeout: time.Minute}
 	tracker := outcomes.New(o.StatusSyncPeriod)
 	tracker.CountFrom(q)
+	// A changed count wakes the subscription the index has for its UID.
+	tracker.NamesFrom(func(uid types.UID) (types.NamespacedName, bool) {
+		s, ok := reg.GetByUID(uid)
+		if !ok {
+			return types.NamespacedName{}, false
+		}
+		return s.ID, true
+	})
 	snd := sender.New(sender.Options{Concurrency: o.DeliveryConcurrency, AllowCIDRs: allowCIDRs, DenyCIDRs: denyCIDRs, AwaitClusterRanges: true})
 	// The cluster's own ranges are refused too. Registered before the
 	// manager starts, their informers are listed before deliveries start.
@@ -357,7 +365,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 	})
 	// The dispatcher and the gauges run on every replica; the tracker (and
 	// the outcome receiver) on the leader, which writes status.
-	engineRunnables = append(engineRunnables, everyReplica{disp}, tracker, everyReplica{&gauges{queue: q, registry: reg, perSubscription: perSubscription}})
+	engineRunnables = append(engineRunnables, everyReplica{disp}, tracker, everyReplica{newGauges(q, reg, perSubscription)})
 	for _, r := range append(engineRunnables, extra...) {
 		if err := mgr.Add(r); err != nil {
 			return fmt.Errorf("adding the delivery engine: %w", err)

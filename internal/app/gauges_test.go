@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -44,7 +45,7 @@ func TestGaugesCountSubscriptionsByStateAndQueueUp(t *testing.T) {
 	reg.Upsert(subscription("both", func(s *subscriptions.Subscription) { s.Inactive, s.Suspended = true, true }))
 
 	metrics.QueueUp.Set(-1)
-	g := &gauges{queue: q, registry: reg}
+	g := newGauges(q, reg, nil)
 	g.refresh(ctx)
 	want := map[string]float64{
 		metrics.StateReady: 2, metrics.StateSuspended: 1, metrics.StateStalled: 1,
@@ -85,7 +86,7 @@ func TestGaugesRemovePerSubscriptionSeriesOfDeletedSubscriptions(t *testing.T) {
 	per.Add(kept.ID, metrics.ResultSuccess)
 	per.Add(deleted.ID, metrics.ResultSuccess)
 	per.Add(deleted.ID, metrics.ResultRetry)
-	g := &gauges{queue: q, registry: reg, perSubscription: per}
+	g := newGauges(q, reg, per)
 
 	series := func(id types.NamespacedName, result string) float64 {
 		return testutil.ToFloat64(metrics.SubscriptionDeliveriesTotal.WithLabelValues(id.Namespace, id.Name, result))
@@ -102,5 +103,83 @@ func TestGaugesRemovePerSubscriptionSeriesOfDeletedSubscriptions(t *testing.T) {
 	}
 	if got := series(kept.ID, metrics.ResultSuccess); got != 1 {
 		t.Fatalf("kept subscription's success count = %v, want 1", got)
+	}
+}
+
+// fakeQueue is a queue whose change number and consumer errors the test
+// sets, and which counts how often it was asked for its pending count.
+type fakeQueue struct {
+	changes, consumerErrors uint64
+	pending                 uint64
+	calls                   int
+}
+
+func (f *fakeQueue) Ready() error { return nil }
+func (f *fakeQueue) Pending(context.Context) (uint64, error) {
+	f.calls++
+	return f.pending, nil
+}
+func (f *fakeQueue) Changes() uint64        { return f.changes }
+func (f *fakeQueue) ConsumerErrors() uint64 { return f.consumerErrors }
+
+// Gauges over a queue and a registry that do not change ask the queue
+// nothing and walk no subscription, refresh after refresh; a change to the
+// queue is read (and read once more), a consumer error (a missed
+// heartbeat: the consumers watch over JetStream while nothing is asked)
+// makes them ask whether JetStream answers, and a registry change is
+// counted.
+func TestQuietGaugesAskNothing(t *testing.T) {
+	ctx := context.Background()
+	q := &fakeQueue{pending: 2}
+	reg := subscriptions.New()
+	reg.Upsert(subscription("a", nil))
+	g := newGauges(q, reg, nil)
+	g.refresh(ctx)
+	if q.calls != 1 || testutil.ToFloat64(metrics.QueuePending) != 2 || testutil.ToFloat64(metrics.QueueUp) != 1 {
+		t.Fatalf("first refresh: %d calls, pending %v, up %v; want 1, 2, 1", q.calls,
+			testutil.ToFloat64(metrics.QueuePending), testutil.ToFloat64(metrics.QueueUp))
+	}
+	refresh := func(n int) int {
+		before := q.calls
+		for range n {
+			g.refresh(ctx)
+		}
+		return q.calls - before
+	}
+	// A sentinel the gauges would overwrite if they walked the registry.
+	metrics.Subscriptions.WithLabelValues(metrics.StateReady).Set(-1)
+	if n := refresh(100); n != 0 {
+		t.Fatalf("quiet: asked the queue %d times in 100 refreshes, want 0", n)
+	}
+	if v := testutil.ToFloat64(metrics.Subscriptions.WithLabelValues(metrics.StateReady)); v != -1 {
+		t.Fatalf("quiet: the registry was walked (ready = %v)", v)
+	}
+	if testutil.ToFloat64(metrics.QueueUp) != 1 {
+		t.Fatal("quiet: kubehook_queue_up is no longer 1")
+	}
+
+	q.changes, q.pending = 1, 5
+	if n := refresh(1); n != 1 || testutil.ToFloat64(metrics.QueuePending) != 5 {
+		t.Fatalf("after a change: %d calls, pending %v; want 1, 5", n, testutil.ToFloat64(metrics.QueuePending))
+	}
+	if n := refresh(1); n != 1 {
+		t.Fatalf("the refresh after a change: %d calls, want 1 (the second look)", n)
+	}
+	if n := refresh(100); n != 0 {
+		t.Fatalf("quiet again: %d calls in 100 refreshes, want 0", n)
+	}
+
+	q.consumerErrors++
+	if n := refresh(1); n != 1 {
+		t.Fatalf("after a consumer error: %d calls, want 1", n)
+	}
+	if n := refresh(100); n != 0 {
+		t.Fatalf("quiet again: %d calls in 100 refreshes, want 0", n)
+	}
+
+	reg.Upsert(subscription("b", nil))
+	g.refresh(ctx)
+	if v := testutil.ToFloat64(metrics.Subscriptions.WithLabelValues(metrics.StateReady)); v != 2 {
+		t.Fatalf("after a registry change: ready = %v, want 2", v)
 	}
 }

@@ -24,7 +24,7 @@ func TestRecountExportsOldestQueuedDeliveryAge(t *testing.T) {
 	tr.CountFrom(q)
 
 	metrics.QueueOldestDeliveryAge.Set(-1) // whatever an earlier test left
-	tr.recount(ctx)
+	tr.recount(ctx, false)
 	if v := testutil.ToFloat64(metrics.QueueOldestDeliveryAge); v != 0 {
 		t.Fatalf("empty queue: kubehook_queue_oldest_delivery_age_seconds = %v, want 0", v)
 	}
@@ -35,7 +35,7 @@ func TestRecountExportsOldestQueuedDeliveryAge(t *testing.T) {
 	}
 	const waited = 1200 * time.Millisecond
 	time.Sleep(waited)
-	tr.recount(ctx)
+	tr.recount(ctx, false)
 	if v := testutil.ToFloat64(metrics.QueueOldestDeliveryAge); v < waited.Seconds() || v > 30 {
 		t.Fatalf("one delivery queued %s ago: kubehook_queue_oldest_delivery_age_seconds = %v", waited, v)
 	}
@@ -60,7 +60,7 @@ func TestRecountExportsOldestQueuedDeliveryAge(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	tr.recount(ctx)
+	tr.recount(ctx, false)
 	if v := testutil.ToFloat64(metrics.QueueOldestDeliveryAge); v != 0 {
 		t.Fatalf("after the delivery was acked: kubehook_queue_oldest_delivery_age_seconds = %v, want 0", v)
 	}

@@ -28,6 +28,9 @@ import (
 // Counter reads what the queue holds per subscription (queue.Queue).
 type Counter interface {
 	Counts(ctx context.Context) (queue.Counts, error)
+	// Changes returns a number that moves whenever what the queue holds
+	// may have changed (queue.Queue.Changes).
+	Changes() uint64
 }
 
 // maxMessage bounds the failure message kept for status.
@@ -59,10 +62,21 @@ type Tracker struct {
 	mu    sync.Mutex
 	state map[types.NamespacedName]*State
 	dirty map[types.NamespacedName]bool
-	// counts is the queue's last count per subscription UID; names maps
-	// the UIDs the reconciler asked about to their subscription.
+	// counts is the queue's last count per subscription UID. A change of
+	// a UID's count wakes the subscription lookup finds for it; without
+	// one (NamesFrom), names maps the UIDs the reconciler asked about to
+	// their subscription.
 	counts map[types.UID]queue.SubscriptionCounts
+	lookup func(types.UID) (types.NamespacedName, bool)
 	names  map[types.UID]types.NamespacedName
+
+	// What the last count left for the next one to decide whether to
+	// look again (used by the Start goroutine only).
+	looked    bool      // a count succeeded
+	seen      uint64    // the queue's change number before it
+	lookAgain bool      // it followed a change, or failed
+	busy      bool      // it found deliveries ready or retries waiting
+	expiry    time.Time // when its oldest dead letter leaves the queue
 }
 
 // New returns a tracker that wakes the reconciler at most once per
@@ -80,17 +94,34 @@ func New(syncPeriod time.Duration) *Tracker {
 	}
 }
 
-// CountFrom makes the tracker read the queue's counts once per sync period
-// (and when asked by Refresh), waking the reconciler for subscriptions whose
-// backlog or dead letters changed. Call before Start.
+// CountFrom makes the tracker read the queue's counts (and when asked by
+// Refresh), waking the reconciler for subscriptions whose backlog or dead
+// letters changed. It reads them at most once per sync period, and only
+// when they may have changed: at rest it asks the queue nothing. Call
+// before Start.
 func (t *Tracker) CountFrom(c Counter) { t.counter = c }
 
+// NamesFrom makes the tracker find the subscription whose counts changed
+// with lookup (the subscription index's own UID lookup), rather than
+// remember the UID of every subscription the reconciler asked about: with
+// thousands of subscriptions, a second map of them all is memory spent
+// twice. Call before Start.
+func (t *Tracker) NamesFrom(lookup func(types.UID) (types.NamespacedName, bool)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lookup = lookup
+	t.names = nil
+}
+
 // Counts returns what the queue held for the subscription at the last
-// count, and remembers its name so a change wakes its reconcile.
+// count, and (without NamesFrom) remembers its name so a change wakes its
+// reconcile.
 func (t *Tracker) Counts(id types.NamespacedName, uid types.UID) queue.SubscriptionCounts {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.names[uid] = id
+	if t.lookup == nil {
+		t.names[uid] = id
+	}
 	return t.counts[uid]
 }
 
@@ -103,17 +134,39 @@ func (t *Tracker) Refresh() {
 	}
 }
 
-// recount reads the queue's counts and marks the subscriptions whose counts
-// changed, to be written with the next flush.
-func (t *Tracker) recount(ctx context.Context) {
+// countDue says whether the queue's counts may differ from the last ones
+// read: never read, or read before the queue's last change, or right after
+// one (a write counted when sent, such as an asynchronous publish, may
+// have been stored only after that look), or the last read failed. Time
+// alone changes them too, in two ways the change number does not show: a
+// waiting retry falls due (and the age of the oldest ready delivery grows
+// while it waits for the dispatcher), and dead letters age out.
+func (t *Tracker) countDue(changes uint64, now time.Time) bool {
+	return !t.looked || changes != t.seen || t.lookAgain || t.busy ||
+		(!t.expiry.IsZero() && !now.Before(t.expiry))
+}
+
+// recount reads the queue's counts, if they may have changed or force is
+// set, and marks the subscriptions whose counts changed, to be written
+// with the next flush.
+func (t *Tracker) recount(ctx context.Context, force bool) {
 	if t.counter == nil {
+		return
+	}
+	changes := t.counter.Changes()
+	if !force && !t.countDue(changes, time.Now()) {
 		return
 	}
 	c, err := t.counter.Counts(ctx)
 	if err != nil {
+		t.lookAgain = true
 		log.FromContext(ctx).Error(err, "counting queued deliveries and dead letters")
 		return
 	}
+	t.lookAgain = changes != t.seen
+	t.looked, t.seen = true, changes
+	t.busy = !c.OldestReady.IsZero() || c.Waiting > 0
+	t.expiry = c.NextExpiry
 	for _, reason := range queue.DeadLetterReasons {
 		metrics.DeadLetters.WithLabelValues(reason).Set(float64(c.DeadLetters[reason]))
 	}
@@ -140,7 +193,14 @@ func (t *Tracker) recount(ctx context.Context) {
 
 // markCountChanged marks uid's subscription for the next flush; t.mu is held.
 func (t *Tracker) markCountChanged(uid types.UID) {
-	if id, ok := t.names[uid]; ok {
+	var id types.NamespacedName
+	ok := false
+	if t.lookup != nil {
+		id, ok = t.lookup(uid)
+	} else {
+		id, ok = t.names[uid]
+	}
+	if ok {
 		t.dirty[id] = true
 	}
 }
@@ -223,16 +283,16 @@ func (t *Tracker) Forget(id types.NamespacedName) {
 func (t *Tracker) Start(ctx context.Context) error {
 	tick := time.NewTicker(t.syncPeriod)
 	defer tick.Stop()
-	t.recount(ctx)
+	t.recount(ctx, true)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			t.recount(ctx)
+			t.recount(ctx, false)
 			t.Flush()
 		case <-t.refresh:
-			t.recount(ctx)
+			t.recount(ctx, true)
 			t.Flush()
 		}
 	}

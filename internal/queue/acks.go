@@ -44,6 +44,9 @@ type acker struct {
 	sub    *nats.Subscription
 
 	retryAfter, giveUpAfter time.Duration
+	// applied, when set, is told of every ack the server confirmed: the
+	// delivery has left the stream (the queue's change number).
+	applied func()
 
 	mu sync.Mutex
 	// lose, in tests, counts acks to drop instead of sending them the first
@@ -126,6 +129,8 @@ func (a *acker) confirmed(m *nats.Msg) {
 	a.mu.Unlock()
 	if p != nil && m.Header.Get("Status") == "503" {
 		a.log.Info("acking a delivered message: its consumer is gone; it may be delivered again", "subject", p.subject)
+	} else if p != nil && a.applied != nil {
+		a.applied()
 	}
 }
 

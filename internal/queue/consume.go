@@ -39,8 +39,10 @@ func (q *Queue) Consume(ctx context.Context, h Handler) error {
 	consumer := q.consumer
 	stuck := make(chan struct{}, 1)
 	for {
-		cc, err := consumer.Consume(q.decoding(h), jetstream.PullMaxMessages(256), q.errHandler(ctx, ConsumerName, stuck))
+		cc, err := consumer.Consume(q.decoding(h), jetstream.PullMaxMessages(256),
+			jetstream.PullExpiry(idlePullExpiry), jetstream.PullHeartbeat(pullHeartbeat), q.errHandler(ctx, ConsumerName, stuck))
 		if err != nil {
+			q.consumerErrors.Add(1)
 			metrics.ConsumerErrorsTotal.WithLabelValues(metrics.ConsumerShared).Inc()
 			log.FromContext(ctx).Error(err, "consuming deliveries; trying again", "consumer", ConsumerName)
 		} else {
@@ -51,6 +53,7 @@ func (q *Queue) Consume(ctx context.Context, h Handler) error {
 				cc.Stop()
 				return nil
 			case <-cc.Closed():
+				q.consumerErrors.Add(1)
 				metrics.ConsumerErrorsTotal.WithLabelValues(metrics.ConsumerShared).Inc()
 				log.FromContext(ctx).Info("delivery consumer stopped by itself; consuming again", "consumer", ConsumerName)
 			case <-stuck:
@@ -83,6 +86,7 @@ func (q *Queue) errHandler(ctx context.Context, consumer string, stuck chan<- st
 		if errors.Is(err, context.Canceled) {
 			return
 		}
+		q.consumerErrors.Add(1)
 		metrics.ConsumerErrorsTotal.WithLabelValues(kind).Inc()
 		log.FromContext(ctx).Error(err, "consuming deliveries", "consumer", consumer)
 		if errors.Is(err, nats.ErrNoResponders) {

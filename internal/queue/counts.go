@@ -29,6 +29,15 @@ type Counts struct {
 	// zero when there is none. Waiting retries and the subscriptions' own
 	// lines (parked or held) are not counted.
 	OldestReady time.Time
+	// Waiting counts the retries waiting for their time: JetStream makes
+	// each a ready delivery when it falls due, which changes OldestReady
+	// with nothing published, delivered or dead-lettered (Changes does
+	// not move).
+	Waiting int64
+	// NextExpiry is when the oldest dead letter passes its retention and
+	// leaves the queue, which Changes does not tell either; zero when
+	// there are none.
+	NextExpiry time.Time
 }
 
 // Counts reads the per-subject message counts of both streams: two
@@ -46,6 +55,9 @@ func (q *Queue) Counts(ctx context.Context) (Counts, error) {
 		if n > 0 && strings.HasPrefix(subject, deliverySubjectPrefix) {
 			ready = true
 		}
+		if strings.HasPrefix(subject, retrySubjectPrefix) {
+			c.Waiting += int64(n)
+		}
 		uid := subscriptionOfQueued(subject)
 		if uid == "" {
 			continue
@@ -62,6 +74,9 @@ func (q *Queue) Counts(ctx context.Context) (Counts, error) {
 	info, err = q.dead.Info(ctx, jetstream.WithSubjectFilter(">"))
 	if err != nil {
 		return c, fmt.Errorf("queue: counting dead letters: %w", err)
+	}
+	if info.State.Msgs > 0 {
+		c.NextExpiry = info.State.FirstTime.Add(q.cfg.DeadLetterMaxAge)
 	}
 	for subject, n := range info.State.Subjects {
 		rest, ok := strings.CutPrefix(subject, deadSubjectPrefix)

@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -111,6 +112,10 @@ type Queue struct {
 	stream   jetstream.Stream
 	dead     jetstream.Stream
 	consumer jetstream.Consumer
+	// changes counts what is stored and removed (Changes).
+	changes changeLog
+	// consumerErrors counts what went wrong consuming (ConsumerErrors).
+	consumerErrors atomic.Uint64
 }
 
 // Open starts the embedded server (or connects to cfg.URL) and creates or
@@ -134,9 +139,19 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		q.Close()
 		return nil, fmt.Errorf("queue: connecting to NATS: %w", err)
 	}
-	if q.js, err = jetstream.New(q.nc); err != nil {
+	js, err := jetstream.New(q.nc)
+	if err != nil {
 		q.Close()
 		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q.js = notingJetStream{JetStream: js, log: &q.changes}
+	// An external server may be shared with other replicas, whose changes
+	// count too.
+	if q.srv == nil {
+		if err := q.changes.share(q.nc); err != nil {
+			q.Close()
+			return nil, fmt.Errorf("queue: %w", err)
+		}
 	}
 	if err := q.setupRetrying(ctx); err != nil {
 		q.Close()
@@ -146,6 +161,8 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		q.Close()
 		return nil, err
 	}
+	// A confirmed ack is a delivery gone from the queue.
+	q.acks.applied = q.changes.noteChange
 	return q, nil
 }
 
