@@ -1,6 +1,9 @@
-// Package app wires kubehook's components (controller, subscription
-// registry, and the servers) into one controller-runtime manager. The
-// kubehook binary and `make run` both start it.
+// Package app wires kubehook's components (the controller, the
+// subscription index, the delivery engine, and the servers) into one
+// controller-runtime manager, and says which run on every replica and
+// which on the leader. The kubehook binary and `make run` both start it.
+//
+// It holds no logic of its own beyond flags and wiring.
 package app
 
 import (

@@ -75,7 +75,7 @@ var (
 	// unreachable NATS from an idle one.
 	QueueUp = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "kubehook_queue_up",
-		Help: "1 when this replica is connected to NATS and JetStream answered its last stream query, else 0.",
+		Help: "1 when this replica is connected to NATS and JetStream answered its last stream query, else 0. The query is made when the queue changed or a consumer reported an error (a missed heartbeat): while the queue is quiet, the consumers' heartbeats watch over JetStream.",
 	})
 
 	// Subscriptions counts registered subscriptions by state.
