@@ -2,26 +2,18 @@ package delivery
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/app"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 const (
@@ -31,84 +23,32 @@ const (
 )
 
 var (
-	// k8s is an admin client of the control plane TestMain starts.
-	k8s client.Client
-	// kubeconfigPath is the admin kubeconfig the kubehook children use,
-	// as a user points kubehook at a cluster.
-	kubeconfigPath string
+	// cp is the control plane TestMain starts; its admin kubeconfig is
+	// the one the kubehook children use, as a user points kubehook at a
+	// cluster.
+	cp *kubehooktest.ControlPlane
+	// k8s is cp's admin client.
+	k8s client.WithWatch
 )
-
-// setUpCluster writes the admin kubeconfig of cfg and makes the client;
-// stop removes the kubeconfig.
-func setUpCluster(cfg *rest.Config) (stop func(), err error) {
-	dir, err := os.MkdirTemp("", "kubehook-delivery-")
-	if err != nil {
-		return nil, err
-	}
-	stop = func() { _ = os.RemoveAll(dir) }
-	kubeconfigPath = filepath.Join(dir, "kubeconfig")
-	if err := writeKubeconfig(cfg, kubeconfigPath); err != nil {
-		stop()
-		return nil, fmt.Errorf("writing the kubeconfig: %w", err)
-	}
-	if k8s, err = client.New(cfg, client.Options{Scheme: app.Scheme}); err != nil {
-		stop()
-		return nil, err
-	}
-	return stop, nil
-}
-
-// writeKubeconfig writes cfg as a kubeconfig file, with whichever
-// credentials it holds (envtest's admin has a client certificate).
-func writeKubeconfig(cfg *rest.Config, path string) error {
-	cluster := clientcmdapi.NewCluster()
-	cluster.Server = cfg.Host
-	cluster.CertificateAuthority = cfg.CAFile
-	cluster.CertificateAuthorityData = cfg.CAData
-	cluster.InsecureSkipTLSVerify = cfg.Insecure
-	cluster.TLSServerName = cfg.ServerName
-
-	user := clientcmdapi.NewAuthInfo()
-	user.ClientCertificate = cfg.CertFile
-	user.ClientCertificateData = cfg.CertData
-	user.ClientKey = cfg.KeyFile
-	user.ClientKeyData = cfg.KeyData
-	user.Token = cfg.BearerToken
-	user.TokenFile = cfg.BearerTokenFile
-	user.Username = cfg.Username
-	user.Password = cfg.Password
-
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = cluster
-	kc.AuthInfos["admin"] = user
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
-	kc.CurrentContext = "envtest"
-	return clientcmd.WriteToFile(*kc, path)
-}
 
 // newNamespace creates a namespace of its own for a test. Its generated
 // name is also a valid registry namespace, so subscriptions in it may use
 // the registry namespace of the same name.
 func newNamespace(t *testing.T) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "delivery-"}}
-	if err := k8s.Create(context.Background(), ns); err != nil {
-		t.Fatalf("creating a namespace: %v", err)
-	}
-	return ns.Name
+	return cp.NewNamespace(t, "delivery")
 }
 
-// tagPushSubscription is a TAG_PUSH subscription of key to endpoint, with
-// the defaults of every other field.
-func tagPushSubscription(ns, name, key, endpoint string) *kubehookv1.WebhookSubscription {
-	return &kubehookv1.WebhookSubscription{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: kubehookv1.WebhookSubscriptionSpec{
-			Type:     kubehookv1.TagPush,
-			Key:      key,
-			Endpoint: endpoint,
-		},
-	}
+// subscribe creates the TAG_PUSH subscription name of ns, keyed to repo
+// and delivering to rcv, with delivery (nil: the defaults), and waits
+// until it is Ready.
+func subscribe(t *testing.T, ns, name, repo string, rcv *kubehooktest.Receiver, delivery *kubehookv1.DeliverySpec) (*kubehookv1.WebhookSubscription, client.ObjectKey) {
+	t.Helper()
+	sub := kubehooktest.TagPushSubscription(ns, name, repo, rcv.Endpoint(name))
+	sub.Spec.Delivery = delivery
+	createSubscriptions(t, sub)
+	waitSubscriptionsReady(t, sub)
+	return sub, client.ObjectKeyFromObject(sub)
 }
 
 // createSubscriptions creates subs through the API server.
@@ -164,7 +104,7 @@ func waitReadyCondition(t *testing.T, status metav1.ConditionStatus, reason stri
 				got[list.Items[i].Name] = &list.Items[i]
 			}
 			for _, name := range names {
-				if why := readyShortOf(got[name], status, reason); why != "" {
+				if why := kubehooktest.ReadyShortOf(got[name], status, reason); why != "" {
 					pending = append(pending, ns+"/"+name+": "+why)
 				}
 			}
@@ -173,23 +113,4 @@ func waitReadyCondition(t *testing.T, status metav1.ConditionStatus, reason stri
 		g.Expect(pending).To(BeEmpty(), "%d subscriptions not Ready=%s (%s):\n%s",
 			len(pending), status, reason, strings.Join(pending[:min(len(pending), 10)], "\n"))
 	}, apiTimeout, poll).Should(Succeed())
-}
-
-// readyShortOf says why sub's Ready condition is not status and reason
-// for its generation, or "" when it is.
-func readyShortOf(sub *kubehookv1.WebhookSubscription, status metav1.ConditionStatus, reason string) string {
-	if sub == nil {
-		return "not found"
-	}
-	if sub.Status.ObservedGeneration != sub.Generation {
-		return fmt.Sprintf("observedGeneration %d of generation %d", sub.Status.ObservedGeneration, sub.Generation)
-	}
-	c := apimeta.FindStatusCondition(sub.Status.Conditions, kubehookv1.ReadyCondition)
-	switch {
-	case c == nil:
-		return "no Ready condition"
-	case c.Status != status || c.Reason != reason:
-		return fmt.Sprintf("Ready=%s (%s): %s", c.Status, c.Reason, c.Message)
-	}
-	return ""
 }

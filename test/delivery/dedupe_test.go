@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 // distributionPath is the sources server's route for the CNCF
@@ -29,21 +30,21 @@ const distributionPath = "/v1/sources/distribution"
 func TestResentDistributionNotificationIsDeliveredOnce(t *testing.T) {
 	begin := time.Now()
 	ns := newNamespace(t)
-	rcv := newReceiver(t, eventKey(digestKey))
+	rcv := kubehooktest.NewReceiver(t, kubehooktest.EventKey(digestKey))
 	token := rand.Text()
 	tokenFile := filepath.Join(t.TempDir(), "distribution-token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, withFlags("--distribution-token-file="+tokenFile))
-	p.waitReady(t)
+	p := start(t, kubehooktest.WithFlags("--distribution-token-file="+tokenFile))
+	p.WaitReady(t, apiTimeout)
 
 	repo := ns + "/app"
 	// A push with a tag is a TAG_PUSH and a MANIFEST_PUSH: three deliveries.
 	subs := []*kubehookv1.WebhookSubscription{
-		tagPushSubscription(ns, "tags", repo, rcv.endpoint("tags")),
-		tagPushSubscription(ns, "namespace-tags", ns, rcv.endpoint("namespace-tags")),
-		tagPushSubscription(ns, "manifests", repo, rcv.endpoint("manifests")),
+		kubehooktest.TagPushSubscription(ns, "tags", repo, rcv.Endpoint("tags")),
+		kubehooktest.TagPushSubscription(ns, "namespace-tags", ns, rcv.Endpoint("namespace-tags")),
+		kubehooktest.TagPushSubscription(ns, "manifests", repo, rcv.Endpoint("manifests")),
 	}
 	subs[2].Spec.Type = kubehookv1.ManifestPush
 	// Suspended, so what the queue stored can be counted before anything
@@ -80,24 +81,24 @@ func TestResentDistributionNotificationIsDeliveredOnce(t *testing.T) {
 		updateSubscription(t, client.ObjectKeyFromObject(s), func(s *kubehookv1.WebhookSubscription) { s.Spec.Suspend = false })
 	}
 	waitSubscriptionsReady(t, subs...)
-	var want []pair
+	var want []kubehooktest.Pair
 	for _, s := range subs {
-		want = append(want, pair{sub: s.Name, event: digestOf(1)}, pair{sub: s.Name, event: digestOf(2)})
+		want = append(want, kubehooktest.Pair{Sub: s.Name, Event: digestOf(1)}, kubehooktest.Pair{Sub: s.Name, Event: digestOf(2)})
 	}
-	if _, err := rcv.await(apiTimeout, func(receiverStats) bool { return len(rcv.missing(want)) == 0 }, p.running); err != nil {
-		t.Fatalf("after resuming: %v; missing %s", err, firstN(rcv.missing(want), 6))
+	if _, err := rcv.Await(apiTimeout, func(kubehooktest.ReceiverStats) bool { return len(rcv.Missing(want)) == 0 }, p.Running); err != nil {
+		t.Fatalf("after resuming: %v; missing %s", err, firstN(rcv.Missing(want), 6))
 	}
 	for _, s := range subs {
 		p.waitStatus(t, client.ObjectKeyFromObject(s), func(g Gomega, s *kubehookv1.WebhookSubscription) {
 			g.Expect(s.Status.Backlog).To(BeZero(), "status.backlog")
 		})
 	}
-	got := rcv.snapshot()
-	if got.duplicates > 0 || got.requests != len(want) {
-		t.Errorf("%d requests for %d deliveries (%d duplicates); want each delivery once", got.requests, len(want), got.duplicates)
+	got := rcv.Snapshot()
+	if got.Duplicates > 0 || got.Requests != len(want) {
+		t.Errorf("%d requests for %d deliveries (%d duplicates); want each delivery once", got.Requests, len(want), got.Duplicates)
 	}
-	if got.malformed > 0 {
-		t.Errorf("%d requests named no digest", got.malformed)
+	if got.Malformed > 0 {
+		t.Errorf("%d requests named no digest", got.Malformed)
 	}
 	p.checkNoneDropped(t)
 	t.Logf("test took %s", time.Since(begin).Round(time.Millisecond))
@@ -118,8 +119,8 @@ func distributionPush(repo, tag string, n int) []byte {
 }
 
 // postDistribution posts a notification envelope as the registry does.
-func (p *kubehook) postDistribution(token string, body []byte) (accepted, error) {
-	return p.post(distributionPath, "application/vnd.docker.distribution.events.v2+json", token, body)
+func (p *kubehook) postDistribution(token string, body []byte) (kubehooktest.Accepted, error) {
+	return p.Post(distributionPath, "application/vnd.docker.distribution.events.v2+json", token, body)
 }
 
 // digestKey names a delivery's event by contents.digest, which both the tag

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 // hangingEndpoint is a TCP listener that accepts connections and never
@@ -85,16 +86,16 @@ func TestHealthySubscriptionIsNotDelayedBesideFortyHangingEndpoints(t *testing.T
 	for i := range hanging {
 		hanging[i] = newHangingEndpoint(t)
 	}
-	rcv := newReceiver(t)
+	rcv := kubehooktest.NewReceiver(t)
 	p := start(t)
-	p.waitReady(t)
+	p.WaitReady(t, apiTimeout)
 
 	subs := make([]*kubehookv1.WebhookSubscription, 0, dead+1)
 	for i, h := range hanging {
 		name := fmt.Sprintf("dead-%d", i)
-		subs = append(subs, tagPushSubscription(ns, name, ns+"/dead", h.endpoint(name)))
+		subs = append(subs, kubehooktest.TagPushSubscription(ns, name, ns+"/dead", h.endpoint(name)))
 	}
-	healthy := tagPushSubscription(ns, "healthy", ns+"/app", rcv.endpoint("healthy"))
+	healthy := kubehooktest.TagPushSubscription(ns, "healthy", ns+"/app", rcv.Endpoint("healthy"))
 	subs = append(subs, healthy)
 	createSubscriptions(t, subs...)
 	waitSubscriptionsReady(t, subs...)
@@ -103,7 +104,7 @@ func TestHealthySubscriptionIsNotDelayedBesideFortyHangingEndpoints(t *testing.T
 	p.postAll(t, deadEvents, dead*eventsPerDead)
 	// Every hanging endpoint holds attempts before the healthy events come.
 	NewWithT(t).Eventually(func(g Gomega) {
-		if err := p.running(); err != nil {
+		if err := p.Running(); err != nil {
 			StopTrying(err.Error()).Now()
 		}
 		for i, h := range hanging {
@@ -118,8 +119,8 @@ func TestHealthySubscriptionIsNotDelayedBesideFortyHangingEndpoints(t *testing.T
 	events, want := numberedEvents(ns+"/app", "healthy", 0, healthyEvents)
 	posted := time.Now()
 	p.postAll(t, events, healthyEvents)
-	if _, err := rcv.await(bound, func(s receiverStats) bool { return s.distinct == healthyEvents }, p.running); err != nil {
-		missing := rcv.missing(want)
+	if _, err := rcv.Await(bound, func(s kubehooktest.ReceiverStats) bool { return s.Arrived == healthyEvents }, p.Running); err != nil {
+		missing := rcv.Missing(want)
 		t.Fatalf("beside %d hanging endpoints (%d connections held): %v; %d of %d healthy events did not arrive, e.g. %s",
 			dead, held, err, len(missing), healthyEvents, firstN(missing, 5))
 	}
@@ -139,16 +140,13 @@ func TestCircuitBreakerPausesAFailingHostUntilItsProbeSucceeds(t *testing.T) {
 	const total = 30
 	begin := time.Now()
 	ns := newNamespace(t)
-	rcv := newReceiver(t)
-	rcv.setStatus(http.StatusServiceUnavailable)
+	rcv := kubehooktest.NewReceiver(t)
+	rcv.SetStatus(http.StatusServiceUnavailable)
 	p := start(t)
-	p.waitReady(t)
+	p.WaitReady(t, apiTimeout)
 
 	repo := ns + "/app"
-	sub := tagPushSubscription(ns, "flaky", repo, rcv.endpoint("flaky"))
-	sub.Spec.Delivery = fastRetries(2)
-	createSubscriptions(t, sub)
-	waitSubscriptionsReady(t, sub)
+	sub, _ := subscribe(t, ns, "flaky", repo, rcv, fastRetries(2))
 
 	events, want := numberedEvents(repo, "flaky", 0, total)
 	posted := time.Now()
@@ -163,14 +161,14 @@ func TestCircuitBreakerPausesAFailingHostUntilItsProbeSucceeds(t *testing.T) {
 	NewWithT(t).Eventually(func(g Gomega) {
 		n, err := p.attemptsFinished()
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(n).To(BeNumerically("==", rcv.snapshot().requests), "attempts finished vs requests received")
+		g.Expect(n).To(BeNumerically("==", rcv.Snapshot().Requests), "attempts finished vs requests received")
 	}, statusTimeout, poll).Should(Succeed())
-	tripped := rcv.snapshot().requests
+	tripped := rcv.Snapshot().Requests
 	if tripped >= total {
 		t.Fatalf("all %d events were attempted before the breaker opened: the test proves nothing", total)
 	}
 	t.Logf("breaker open %s after the events were posted, after %d requests", time.Since(posted).Round(time.Millisecond), tripped)
-	NewWithT(t).Consistently(func() int { return rcv.snapshot().requests }, 2*time.Second, poll).Should(Equal(tripped),
+	NewWithT(t).Consistently(func() int { return rcv.Snapshot().Requests }, 2*time.Second, poll).Should(Equal(tripped),
 		"requests to a host whose breaker is open")
 	// The subscription's status says so, and until when.
 	NewWithT(t).Eventually(func(g Gomega) {
@@ -183,10 +181,10 @@ func TestCircuitBreakerPausesAFailingHostUntilItsProbeSucceeds(t *testing.T) {
 		g.Expect(ready.Message).To(ContainSubstring("circuit breaker"))
 	}, statusTimeout, poll).Should(Succeed())
 
-	rcv.setStatus(http.StatusOK)
+	rcv.SetStatus(http.StatusOK)
 	up := time.Now()
-	if _, err := rcv.await(apiTimeout, func(receiverStats) bool { return len(rcv.missing(want)) == 0 }, p.running); err != nil {
-		missing := rcv.missing(want)
+	if _, err := rcv.Await(apiTimeout, func(kubehooktest.ReceiverStats) bool { return len(rcv.Missing(want)) == 0 }, p.Running); err != nil {
+		missing := rcv.Missing(want)
 		t.Fatalf("after the host came back: %v; %d of %d events never arrived, e.g. %s", err, len(missing), total, firstN(missing, 5))
 	}
 	t.Logf("every event arrived %s after the host came back", time.Since(up).Round(time.Millisecond))

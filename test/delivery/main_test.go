@@ -12,17 +12,25 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 	"github.com/kubehook/kubehook/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
 	// A child runs kubehook against the parent's control plane.
-	if os.Getenv(childEnv) == "1" {
+	if kubehooktest.IsChild() {
 		os.Exit(m.Run())
 	}
 	os.Exit(runMain(m))
 }
 
 func runMain(m *testing.M) int {
-	return testenv.Main(m, func(cfg *rest.Config) (func(), error) { return setUpCluster(cfg) })
+	return testenv.Main(m, func(cfg *rest.Config) (func(), error) {
+		var err error
+		if cp, err = kubehooktest.NewControlPlane(cfg); err != nil {
+			return nil, err
+		}
+		k8s = cp.Client
+		return cp.Close, nil
+	})
 }

@@ -21,6 +21,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 	"github.com/kubehook/kubehook/internal/testenv"
 )
 
@@ -35,7 +36,7 @@ func TestSecureMetricsServeOnlyTokensAllowedToGetMetrics(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	admin := clientset(t, kubeconfigPath)
+	admin := clientset(t, cp.Kubeconfig)
 
 	manager := clusterRoleFrom(t, "role.yaml", ns+"-manager")
 	reader := clusterRoleFrom(t, "metrics_reader_role.yaml", ns+"-metrics-reader")
@@ -49,9 +50,9 @@ func TestSecureMetricsServeOnlyTokensAllowedToGetMetrics(t *testing.T) {
 	otherToken := serviceAccountToken(t, admin, ns, "other", "")
 
 	p := start(t,
-		withKubeconfig(tokenKubeconfig(t, kubehookToken)),
-		withFlags("--metrics-secure=true"))
-	p.waitReady(t)
+		kubehooktest.WithKubeconfig(tokenKubeconfig(t, kubehookToken)),
+		kubehooktest.WithFlags("--metrics-secure=true"))
+	p.WaitReady(t, apiTimeout)
 
 	// The certificate is self-signed (no --metrics-cert-path): the scraper
 	// skips verification, as Prometheus does with insecure_skip_verify.
@@ -59,7 +60,7 @@ func TestSecureMetricsServeOnlyTokensAllowedToGetMetrics(t *testing.T) {
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed in the test
 	}}
 	scrape := func(token string) (int, string, error) {
-		req, err := http.NewRequest(http.MethodGet, "https://"+p.cfg.metricsAddr+"/metrics", nil)
+		req, err := http.NewRequest(http.MethodGet, "https://"+p.MetricsAddr+"/metrics", nil)
 		if err != nil {
 			return 0, "", err
 		}
@@ -77,7 +78,7 @@ func TestSecureMetricsServeOnlyTokensAllowedToGetMetrics(t *testing.T) {
 
 	// The metrics server may start a moment after /readyz answers.
 	g.Eventually(func(g Gomega) {
-		g.Expect(p.running()).To(Succeed())
+		g.Expect(p.Running()).To(Succeed())
 		code, _, err := scrape("")
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(code).To(Equal(http.StatusUnauthorized), "without a token")
@@ -101,7 +102,7 @@ func TestSecureMetricsServeOnlyTokensAllowedToGetMetrics(t *testing.T) {
 	g.Expect(body).To(ContainSubstring("kubehook_parked_deliveries_total "))
 
 	// Plain HTTP is not served.
-	resp, err := http.Get("http://" + p.cfg.metricsAddr + "/metrics")
+	resp, err := http.Get("http://" + p.MetricsAddr + "/metrics")
 	g.Expect(err).NotTo(HaveOccurred())
 	_ = resp.Body.Close()
 	g.Expect(resp.StatusCode).To(Equal(http.StatusBadRequest), "an HTTP request to the HTTPS server")
@@ -174,7 +175,7 @@ func serviceAccountToken(t *testing.T, cs *kubernetes.Clientset, ns, name, role 
 // authenticates with token, and returns its path.
 func tokenKubeconfig(t *testing.T, token string) string {
 	t.Helper()
-	kc, err := clientcmd.LoadFromFile(kubeconfigPath)
+	kc, err := clientcmd.LoadFromFile(cp.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}

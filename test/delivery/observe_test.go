@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 // statusTimeout bounds waiting for a figure kubehook refreshes once per
@@ -34,7 +35,7 @@ func (p *kubehook) waitStatus(t *testing.T, key client.ObjectKey, check func(g G
 	t.Helper()
 	var got *kubehookv1.WebhookSubscription
 	NewWithT(t).Eventually(func(g Gomega) {
-		if err := p.running(); err != nil {
+		if err := p.Running(); err != nil {
 			StopTrying(err.Error()).Now()
 		}
 		sub := &kubehookv1.WebhookSubscription{}
@@ -60,7 +61,7 @@ func annotate(t *testing.T, key client.ObjectKey, annotation, value string) {
 // mustMetric reads a metric of p, failing the test if it cannot.
 func (p *kubehook) mustMetric(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	v, err := p.metric(name, labels)
+	v, err := p.Metric(name, labels)
 	if err != nil {
 		t.Fatalf("reading %s%v: %v", name, labels, err)
 	}
@@ -71,10 +72,10 @@ func (p *kubehook) mustMetric(t *testing.T, name string, labels map[string]strin
 func (p *kubehook) waitMetric(t *testing.T, name string, labels map[string]string, matcher OmegaMatcher) {
 	t.Helper()
 	NewWithT(t).Eventually(func(g Gomega) {
-		if err := p.running(); err != nil {
+		if err := p.Running(); err != nil {
 			StopTrying(err.Error()).Now()
 		}
-		v, err := p.metric(name, labels)
+		v, err := p.Metric(name, labels)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(v).To(matcher, "%s%v", name, labels)
 	}, statusTimeout, poll).Should(Succeed())
@@ -89,7 +90,7 @@ func result(r string) map[string]string { return map[string]string{"result": r} 
 func (p *kubehook) attemptsFinished() (float64, error) {
 	var sum float64
 	for _, r := range []string{"success", "retry", "dead_letter", "deactivated"} {
-		v, err := p.metric("kubehook_deliveries_total", result(r))
+		v, err := p.Metric("kubehook_deliveries_total", result(r))
 		if err != nil {
 			return 0, err
 		}
@@ -107,62 +108,23 @@ func (p *kubehook) checkNoneDropped(t *testing.T) {
 	}
 }
 
-// copiesOf returns how many requests arrived so far for each of want.
-func (r *receiver) copiesOf(want []pair) map[pair]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make(map[pair]int, len(want))
-	for _, p := range want {
-		if rec := r.pairs[p]; rec != nil {
-			out[p] = rec.copies
-		}
-	}
-	return out
-}
-
-// firstIDs returns the webhook-id of the first request of each of want
-// that arrived.
-func (r *receiver) firstIDs(want []pair) map[pair]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make(map[pair]string, len(want))
-	for _, p := range want {
-		if rec := r.pairs[p]; rec != nil {
-			out[p] = rec.firstID
-		}
-	}
-	return out
-}
-
-// notAgain returns the pairs of want with no more requests than before.
-func (r *receiver) notAgain(want []pair, before map[pair]int) []pair {
-	now := r.copiesOf(want)
-	var out []pair
-	for _, p := range want {
-		if now[p] <= before[p] {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // numberedEvents returns TAG_PUSH events from..to-1 to repo and the pairs
 // they make at the subscription sub.
-func numberedEvents(repo, sub string, from, to int) ([]nativeEvent, []pair) {
-	events := make([]nativeEvent, 0, to-from)
-	pairs := make([]pair, 0, to-from)
+func numberedEvents(repo, sub string, from, to int) ([]kubehooktest.NativeEvent, []kubehooktest.Pair) {
+	events := make([]kubehooktest.NativeEvent, 0, to-from)
+	pairs := make([]kubehooktest.Pair, 0, to-from)
 	for n := from; n < to; n++ {
-		events = append(events, tagPushEvent(repo, n))
-		pairs = append(pairs, pair{sub: sub, event: numberedTag(n)})
+		events = append(events, kubehooktest.TagPushEvent(repo, n))
+		pairs = append(pairs, kubehooktest.Pair{Sub: sub, Event: kubehooktest.NumberedTag(n)})
 	}
 	return events, pairs
 }
 
 // postAll posts events in one request and fails the test unless each was
 // accepted with exactly wantDeliveries deliveries in all.
-func (p *kubehook) postAll(t *testing.T, events []nativeEvent, wantDeliveries int) {
+func (p *kubehook) postAll(t *testing.T, events []kubehooktest.NativeEvent, wantDeliveries int) {
 	t.Helper()
-	a, err := p.postEvents(events...)
+	a, err := p.PostEvents(events...)
 	if err != nil {
 		t.Fatal(err)
 	}

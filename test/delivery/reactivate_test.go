@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 // TestReactivationStartsAFreshFailureStreak: a subscription deactivated
@@ -24,18 +25,15 @@ func TestReactivationStartsAFreshFailureStreak(t *testing.T) {
 	begin := time.Now()
 	ctx := context.Background()
 	ns := newNamespace(t)
-	rcv := newReceiver(t)
-	rcv.setStatus(http.StatusInternalServerError)
+	rcv := kubehooktest.NewReceiver(t)
+	rcv.SetStatus(http.StatusInternalServerError)
 	p := start(t)
-	p.waitReady(t)
+	p.WaitReady(t, apiTimeout)
 
 	repo := ns + "/app"
-	sub := tagPushSubscription(ns, "flaky", repo, rcv.endpoint("flaky"))
-	sub.Spec.Delivery = fastRetries(100)
-	sub.Spec.Delivery.DeactivateAfter = &metav1.Duration{Duration: time.Minute}
-	createSubscriptions(t, sub)
-	waitSubscriptionsReady(t, sub)
-	key := client.ObjectKeyFromObject(sub)
+	delivery := fastRetries(100)
+	delivery.DeactivateAfter = &metav1.Duration{Duration: time.Minute}
+	sub, key := subscribe(t, ns, "flaky", repo, rcv, delivery)
 
 	// A streak that began two hours ago, as an earlier process recorded it:
 	// the streak lives in status, so this process continues it.
@@ -52,7 +50,7 @@ func TestReactivationStartsAFreshFailureStreak(t *testing.T) {
 	}
 
 	// One more failure: the streak is older than deactivateAfter.
-	p.postAll(t, []nativeEvent{tagPushEvent(repo, 0)}, 1)
+	p.postAll(t, []kubehooktest.NativeEvent{kubehooktest.TagPushEvent(repo, 0)}, 1)
 	waitReadyCondition(t, metav1.ConditionFalse, kubehookv1.InactiveReason, sub)
 	p.waitStatus(t, key, func(g Gomega, s *kubehookv1.WebhookSubscription) {
 		g.Expect(s.Status.Inactive).To(BeTrue(), "status.inactive")
@@ -64,7 +62,7 @@ func TestReactivationStartsAFreshFailureStreak(t *testing.T) {
 	t.Logf("deactivated after %s, its waiting retry dead-lettered", time.Since(begin).Round(time.Millisecond))
 
 	// As in DTR, an inactive subscription gets no new deliveries.
-	p.postAll(t, []nativeEvent{tagPushEvent(repo, 1)}, 0)
+	p.postAll(t, []kubehooktest.NativeEvent{kubehooktest.TagPushEvent(repo, 1)}, 0)
 
 	reactivated := metav1.NewTime(time.Now().Truncate(time.Second))
 	annotate(t, key, kubehookv1.ReactivateAnnotation, "1")
@@ -76,8 +74,8 @@ func TestReactivationStartsAFreshFailureStreak(t *testing.T) {
 	})
 
 	// Fails again: a new streak, seconds old, far from deactivateAfter.
-	requestsBefore := rcv.snapshot().requests
-	p.postAll(t, []nativeEvent{tagPushEvent(repo, 2)}, 1)
+	requestsBefore := rcv.Snapshot().Requests
+	p.postAll(t, []kubehooktest.NativeEvent{kubehooktest.TagPushEvent(repo, 2)}, 1)
 	s := p.waitStatus(t, key, func(g Gomega, s *kubehookv1.WebhookSubscription) {
 		g.Expect(s.Status.Inactive || s.Status.ConsecutiveFailures >= 2).To(BeTrue(),
 			"inactive, or two failures in status.consecutiveFailures (%d)", s.Status.ConsecutiveFailures)
@@ -91,12 +89,12 @@ func TestReactivationStartsAFreshFailureStreak(t *testing.T) {
 	if c := apimeta.FindStatusCondition(s.Status.Conditions, kubehookv1.ReadyCondition); c == nil || c.Status != metav1.ConditionTrue {
 		t.Errorf("Ready condition %+v while retrying; want True", c)
 	}
-	if n := rcv.snapshot().requests - requestsBefore; n < 2 {
+	if n := rcv.Snapshot().Requests - requestsBefore; n < 2 {
 		t.Errorf("%d attempts of the event after the reactivation reached the endpoint; want its failures", n)
 	}
 
 	// Retried, not dead-lettered: it arrives once the endpoint recovers.
-	rcv.setStatus(http.StatusOK)
+	rcv.SetStatus(http.StatusOK)
 	p.waitStatus(t, key, func(g Gomega, s *kubehookv1.WebhookSubscription) {
 		g.Expect(s.Status.ConsecutiveFailures).To(BeZero(), "status.consecutiveFailures")
 		g.Expect(s.Status.LastSuccessfulAt).NotTo(BeNil(), "status.lastSuccessfulAt")
@@ -108,7 +106,7 @@ func TestReactivationStartsAFreshFailureStreak(t *testing.T) {
 	if s.Status.Inactive || s.Status.DeadLetters != 1 {
 		t.Errorf("after the endpoint recovered: inactive %v, %d dead letters; want active, with only the first event's", s.Status.Inactive, s.Status.DeadLetters)
 	}
-	if m := rcv.missing([]pair{{sub: "flaky", event: numberedTag(1)}}); len(m) == 0 {
+	if m := rcv.Missing([]kubehooktest.Pair{{Sub: "flaky", Event: kubehooktest.NumberedTag(1)}}); len(m) == 0 {
 		t.Errorf("the event published while the subscription was inactive was delivered; want it never queued")
 	}
 	p.checkNoneDropped(t)

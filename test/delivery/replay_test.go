@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 // TestDeadLettersAreReplayedWithTheirWebhookIDsAndPurged: deliveries that
@@ -27,21 +28,17 @@ func TestDeadLettersAreReplayedWithTheirWebhookIDsAndPurged(t *testing.T) {
 	begin := time.Now()
 	ctx := context.Background()
 	ns := newNamespace(t)
-	rcv := newReceiver(t)
-	rcv.setStatus(http.StatusInternalServerError)
+	rcv := kubehooktest.NewReceiver(t)
+	rcv.SetStatus(http.StatusInternalServerError)
 	p := start(t)
-	p.waitReady(t)
+	p.WaitReady(t, apiTimeout)
 
 	repo := ns + "/app"
-	sub := tagPushSubscription(ns, "once", repo, rcv.endpoint("once"))
-	sub.Spec.Delivery = fastRetries(1)
-	createSubscriptions(t, sub)
-	waitSubscriptionsReady(t, sub)
-	key := client.ObjectKeyFromObject(sub)
+	sub, key := subscribe(t, ns, "once", repo, rcv, fastRetries(1))
 
 	events, want := numberedEvents(repo, "once", 0, exhausted)
 	p.postAll(t, events, exhausted)
-	if _, err := rcv.await(apiTimeout, func(s receiverStats) bool { return s.distinct == exhausted }, p.running); err != nil {
+	if _, err := rcv.Await(apiTimeout, func(s kubehooktest.ReceiverStats) bool { return s.Arrived == exhausted }, p.Running); err != nil {
 		t.Fatalf("first attempts: %v", err)
 	}
 	p.waitStatus(t, key, func(g Gomega, s *kubehookv1.WebhookSubscription) {
@@ -50,10 +47,10 @@ func TestDeadLettersAreReplayedWithTheirWebhookIDsAndPurged(t *testing.T) {
 	})
 	exhaustedReason := map[string]string{"reason": "exhausted"}
 	p.waitMetric(t, "kubehook_dead_letters", exhaustedReason, BeNumerically("==", exhausted))
-	firstIDs := rcv.firstIDs(want)
-	copies := rcv.copiesOf(want)
+	firstIDs := rcv.FirstIDs(want)
+	copies := rcv.CopiesOf(want)
 
-	rcv.setStatus(http.StatusOK)
+	rcv.SetStatus(http.StatusOK)
 	replayed := time.Now()
 	annotate(t, key, kubehookv1.ReplayAnnotation, "first")
 	s := p.waitStatus(t, key, func(g Gomega, s *kubehookv1.WebhookSubscription) {
@@ -63,14 +60,14 @@ func TestDeadLettersAreReplayedWithTheirWebhookIDsAndPurged(t *testing.T) {
 	if r := s.Status.LastReplay; r.Count != exhausted || r.RequestedAt == nil {
 		t.Errorf("status.lastReplay = {count %d, requestedAt %v}; want count %d and a time", r.Count, r.RequestedAt, exhausted)
 	}
-	if _, err := rcv.await(apiTimeout, func(receiverStats) bool { return len(rcv.notAgain(want, copies)) == 0 }, p.running); err != nil {
-		left := rcv.notAgain(want, copies)
+	if _, err := rcv.Await(apiTimeout, func(kubehooktest.ReceiverStats) bool { return len(rcv.NotAgain(want, copies)) == 0 }, p.Running); err != nil {
+		left := rcv.NotAgain(want, copies)
 		t.Fatalf("after the replay: %v; %d of %d dead letters not delivered again, e.g. %s", err, len(left), exhausted, firstN(left, 5))
 	}
 	t.Logf("%d dead letters delivered %s after the replay request", exhausted, time.Since(replayed).Round(time.Millisecond))
-	got := rcv.snapshot()
-	if len(got.idChanged) > 0 {
-		t.Errorf("%d replayed deliveries carried another webhook-id than their first attempt, e.g. %s", len(got.idChanged), got.idChanged[0])
+	got := rcv.Snapshot()
+	if len(got.IDChanged) > 0 {
+		t.Errorf("%d replayed deliveries carried another webhook-id than their first attempt, e.g. %s", len(got.IDChanged), got.IDChanged[0])
 	}
 	for _, pr := range want {
 		if firstIDs[pr] == "" {
@@ -95,10 +92,10 @@ func TestDeadLettersAreReplayedWithTheirWebhookIDsAndPurged(t *testing.T) {
 	}, apiTimeout, poll).Should(Succeed())
 
 	// A second batch, purged instead.
-	rcv.setStatus(http.StatusInternalServerError)
+	rcv.SetStatus(http.StatusInternalServerError)
 	events, wantPurged := numberedEvents(repo, "once", exhausted, exhausted+purged)
 	p.postAll(t, events, purged)
-	if _, err := rcv.await(apiTimeout, func(receiverStats) bool { return len(rcv.missing(wantPurged)) == 0 }, p.running); err != nil {
+	if _, err := rcv.Await(apiTimeout, func(kubehooktest.ReceiverStats) bool { return len(rcv.Missing(wantPurged)) == 0 }, p.Running); err != nil {
 		t.Fatalf("first attempts of the second batch: %v", err)
 	}
 	p.waitStatus(t, key, func(g Gomega, s *kubehookv1.WebhookSubscription) {
@@ -123,7 +120,7 @@ func TestDeadLettersAreReplayedWithTheirWebhookIDsAndPurged(t *testing.T) {
 	if n := s.Status.LastReplay.Count; n != 0 {
 		t.Errorf("a replay after the purge queued %d dead letters; want 0", n)
 	}
-	if c := rcv.copiesOf(wantPurged); len(c) != purged {
+	if c := rcv.CopiesOf(wantPurged); len(c) != purged {
 		t.Errorf("copies of the purged batch: %v", c)
 	} else {
 		for pr, n := range c {

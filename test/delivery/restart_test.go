@@ -7,6 +7,7 @@ import (
 	"time"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 const (
@@ -32,25 +33,25 @@ func TestKilledKubehookDeliversTheBacklog(t *testing.T) {
 	begin := time.Now()
 	ns := newNamespace(t)
 	// A slow endpoint, so a large backlog is queued when the process dies.
-	rcv := newReceiver(t, answerAfter(200*time.Millisecond), maxConcurrent(32))
+	rcv := kubehooktest.NewReceiver(t, kubehooktest.AnswerAfter(200*time.Millisecond), kubehooktest.MaxConcurrent(32))
 	first := start(t)
-	first.waitReady(t)
+	first.WaitReady(t, apiTimeout)
 
 	subs := make([]*kubehookv1.WebhookSubscription, backlogSubscriptions)
 	for i := range subs {
 		name := fmt.Sprintf("repo-%d", i)
-		subs[i] = tagPushSubscription(ns, name, ns+"/"+name, rcv.endpoint(name))
+		subs[i] = kubehooktest.TagPushSubscription(ns, name, ns+"/"+name, rcv.Endpoint(name))
 	}
 	createSubscriptions(t, subs...)
 	waitSubscriptionsReady(t, subs...)
 	t.Logf("%d subscriptions ready after %s", len(subs), time.Since(begin).Round(time.Millisecond))
 
-	events := make([]nativeEvent, backlogEvents)
-	want := make([]pair, backlogEvents)
+	events := make([]kubehooktest.NativeEvent, backlogEvents)
+	want := make([]kubehooktest.Pair, backlogEvents)
 	for n := range events {
 		repo := fmt.Sprintf("repo-%d", n%backlogSubscriptions)
-		events[n] = tagPushEvent(ns+"/"+repo, n)
-		want[n] = pair{sub: repo, event: numberedTag(n)}
+		events[n] = kubehooktest.TagPushEvent(ns+"/"+repo, n)
+		want[n] = kubehooktest.Pair{Sub: repo, Event: kubehooktest.NumberedTag(n)}
 	}
 	posted := time.Now()
 	got := first.postInBatches(t, events, 50)
@@ -59,14 +60,14 @@ func TestKilledKubehookDeliversTheBacklog(t *testing.T) {
 	}
 	t.Logf("%d events accepted (202) in %s", got.Accepted, time.Since(posted).Round(time.Millisecond))
 
-	if _, err := rcv.await(60*time.Second, func(s receiverStats) bool { return s.distinct >= backlogKillAt }, first.running); err != nil {
-		s := rcv.snapshot()
-		t.Fatalf("before the kill: %v; %d of %d deliveries arrived", err, s.distinct, backlogEvents)
+	if _, err := rcv.Await(60*time.Second, func(s kubehooktest.ReceiverStats) bool { return s.Arrived >= backlogKillAt }, first.Running); err != nil {
+		s := rcv.Snapshot()
+		t.Fatalf("before the kill: %v; %d of %d deliveries arrived", err, s.Arrived, backlogEvents)
 	}
-	first.kill(t)
-	killed := rcv.snapshot()
+	first.Kill(t)
+	killed := rcv.Snapshot()
 	t.Logf("SIGKILL after %s: %d of %d deliveries arrived (%d requests)",
-		time.Since(posted).Round(time.Millisecond), killed.distinct, backlogEvents, killed.requests)
+		time.Since(posted).Round(time.Millisecond), killed.Arrived, backlogEvents, killed.Requests)
 
 	restarted := time.Now()
 	second := first.restart(t)
@@ -74,7 +75,7 @@ func TestKilledKubehookDeliversTheBacklog(t *testing.T) {
 	// something was pending means the queue ran empty.
 	pendingSeen := false
 	drained := func() error {
-		n, err := second.metric("kubehook_queue_pending", nil)
+		n, err := second.Metric("kubehook_queue_pending", nil)
 		switch {
 		case err != nil: // not serving metrics yet
 		case n > 0:
@@ -84,28 +85,28 @@ func TestKilledKubehookDeliversTheBacklog(t *testing.T) {
 		}
 		return nil
 	}
-	done, waitErr := rcv.await(75*time.Second, func(s receiverStats) bool { return s.distinct == backlogEvents }, second.running, drained)
-	dropped, err := second.metric("kubehook_deliveries_total", map[string]string{"result": "dropped"})
+	done, waitErr := rcv.Await(75*time.Second, func(s kubehooktest.ReceiverStats) bool { return s.Arrived == backlogEvents }, second.Running, drained)
+	dropped, err := second.Metric("kubehook_deliveries_total", map[string]string{"result": "dropped"})
 	droppedFigure := fmt.Sprint(dropped)
 	if err != nil {
 		droppedFigure = "unreadable (" + err.Error() + ")"
 	}
-	missing := rcv.missing(want)
+	missing := rcv.Missing(want)
 	t.Logf("after the restart (%s): %d of %d deliveries arrived, %d lost; %d requests in all, %d duplicates; restarted kubehook's kubehook_deliveries_total{result=\"dropped\"} = %s; test took %s",
-		time.Since(restarted).Round(time.Millisecond), done.distinct, backlogEvents, len(missing),
-		done.requests, done.duplicates, droppedFigure, time.Since(begin).Round(time.Millisecond))
+		time.Since(restarted).Round(time.Millisecond), done.Arrived, backlogEvents, len(missing),
+		done.Requests, done.Duplicates, droppedFigure, time.Since(begin).Round(time.Millisecond))
 
 	if len(missing) > 0 {
 		t.Errorf("%d of %d accepted deliveries never arrived (%d had arrived before the SIGKILL; waiting ended: %v), e.g. %v; the restarted kubehook counted kubehook_deliveries_total{result=\"dropped\"} = %s",
-			len(missing), backlogEvents, killed.distinct, waitErr, missing[:min(len(missing), 5)], droppedFigure)
+			len(missing), backlogEvents, killed.Arrived, waitErr, missing[:min(len(missing), 5)], droppedFigure)
 	}
 	if err == nil && dropped != 0 {
 		t.Errorf("the restarted kubehook dropped %v deliveries (kubehook_deliveries_total{result=\"dropped\"}), although every subscription exists", dropped)
 	}
-	if len(done.idChanged) > 0 {
-		t.Errorf("%d duplicates carried another webhook-id than their first copy, e.g. %s", len(done.idChanged), done.idChanged[0])
+	if len(done.IDChanged) > 0 {
+		t.Errorf("%d duplicates carried another webhook-id than their first copy, e.g. %s", len(done.IDChanged), done.IDChanged[0])
 	}
-	if done.malformed > 0 {
-		t.Errorf("%d requests named no event", done.malformed)
+	if done.Malformed > 0 {
+		t.Errorf("%d requests named no event", done.Malformed)
 	}
 }

@@ -5,9 +5,9 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 // TestGracefulShutdownWithBusyParkedLinesDeliversEachEventOnce: SIGTERM
@@ -24,34 +24,31 @@ func TestGracefulShutdownWithBusyParkedLinesDeliversEachEventOnce(t *testing.T) 
 	ns := newNamespace(t)
 	// Each attempt well inside the grace period (5s), and slow enough that
 	// the subscription stays at its in-flight limit (8) and is parked.
-	rcv := newReceiver(t, answerAfter(100*time.Millisecond))
+	rcv := kubehooktest.NewReceiver(t, kubehooktest.AnswerAfter(100*time.Millisecond))
 	first := start(t)
-	first.waitReady(t)
+	first.WaitReady(t, apiTimeout)
 
 	repo := ns + "/app"
-	sub := tagPushSubscription(ns, "busy", repo, rcv.endpoint("busy"))
-	createSubscriptions(t, sub)
-	waitSubscriptionsReady(t, sub)
-	key := client.ObjectKeyFromObject(sub)
+	_, key := subscribe(t, ns, "busy", repo, rcv, nil)
 
 	events, want := numberedEvents(repo, "busy", 0, total)
 	if got := first.postInBatches(t, events, 50); got.Accepted != total || got.Deliveries != total {
 		t.Fatalf("accepted %d events with %d deliveries; want %d of each", got.Accepted, got.Deliveries, total)
 	}
-	if _, err := rcv.await(apiTimeout, func(s receiverStats) bool { return s.distinct >= termAt }, first.running); err != nil {
+	if _, err := rcv.Await(apiTimeout, func(s kubehooktest.ReceiverStats) bool { return s.Arrived >= termAt }, first.Running); err != nil {
 		t.Fatalf("before the SIGTERM: %v", err)
 	}
 	if n := first.mustMetric(t, "kubehook_parked_deliveries_total", nil); n == 0 {
 		t.Fatalf("no delivery was parked: the test proves nothing about parked lines")
 	}
 	termed := time.Now()
-	if err := first.term(t); err != nil {
+	if err := first.Term(t); err != nil {
 		t.Errorf("kubehook stopped by SIGTERM exited with %v; want a clean stop", err)
 	}
-	atTerm := rcv.snapshot()
+	atTerm := rcv.Snapshot()
 	t.Logf("SIGTERM after %s; stopped within %s: %d of %d deliveries arrived, %d duplicates",
-		time.Since(begin).Round(time.Millisecond), time.Since(termed).Round(time.Millisecond), atTerm.distinct, total, atTerm.duplicates)
-	if atTerm.distinct == total {
+		time.Since(begin).Round(time.Millisecond), time.Since(termed).Round(time.Millisecond), atTerm.Arrived, total, atTerm.Duplicates)
+	if atTerm.Arrived == total {
 		t.Fatalf("everything arrived before kubehook stopped: the test proves nothing about the restart")
 	}
 
@@ -60,8 +57,8 @@ func TestGracefulShutdownWithBusyParkedLinesDeliversEachEventOnce(t *testing.T) 
 	// Deliveries fetched but not started by the stopped process come back at
 	// once, well inside the ack wait (30s): the restarted process does not
 	// wait for the stopped one's consumers to give them up.
-	if _, err := rcv.await(20*time.Second, func(s receiverStats) bool { return s.distinct == total }, second.running); err != nil {
-		missing := rcv.missing(want)
+	if _, err := rcv.Await(20*time.Second, func(s kubehooktest.ReceiverStats) bool { return s.Arrived == total }, second.Running); err != nil {
+		missing := rcv.Missing(want)
 		t.Fatalf("after the restart: %v; %d of %d deliveries never arrived, e.g. %s", err, len(missing), total, firstN(missing, 5))
 	}
 	t.Logf("every delivery arrived %s after the restart", time.Since(restarted).Round(time.Millisecond))
@@ -69,13 +66,13 @@ func TestGracefulShutdownWithBusyParkedLinesDeliversEachEventOnce(t *testing.T) 
 	second.waitStatus(t, key, func(g Gomega, s *kubehookv1.WebhookSubscription) {
 		g.Expect(s.Status.Backlog).To(BeZero(), "status.backlog")
 	})
-	done := rcv.snapshot()
-	if done.duplicates > 0 {
+	done := rcv.Snapshot()
+	if done.Duplicates > 0 {
 		t.Errorf("%d deliveries arrived twice (%d requests for %d events): attempts that finished before the stop were not acked",
-			done.duplicates, done.requests, total)
+			done.Duplicates, done.Requests, total)
 	}
-	if len(done.idChanged) > 0 {
-		t.Errorf("%d duplicates carried another webhook-id than their first copy, e.g. %s", len(done.idChanged), done.idChanged[0])
+	if len(done.IDChanged) > 0 {
+		t.Errorf("%d duplicates carried another webhook-id than their first copy, e.g. %s", len(done.IDChanged), done.IDChanged[0])
 	}
 	second.checkNoneDropped(t)
 	t.Logf("test took %s", time.Since(begin).Round(time.Millisecond))
@@ -91,26 +88,22 @@ func TestShutdownReturnsCancelledAttemptsUnchanged(t *testing.T) {
 	begin := time.Now()
 	ns := newNamespace(t)
 	// Answers after the grace period (1s), within the attempt timeout (10s).
-	rcv := newReceiver(t, answerAfter(3*time.Second))
-	first := start(t, withFlags("--shutdown-grace-period=1s"))
-	first.waitReady(t)
+	rcv := kubehooktest.NewReceiver(t, kubehooktest.AnswerAfter(3*time.Second))
+	first := start(t, kubehooktest.WithFlags("--shutdown-grace-period=1s"))
+	first.WaitReady(t, apiTimeout)
 
 	repo := ns + "/app"
-	sub := tagPushSubscription(ns, "slow", repo, rcv.endpoint("slow"))
-	sub.Spec.Delivery = fastRetries(1)
-	createSubscriptions(t, sub)
-	waitSubscriptionsReady(t, sub)
-	key := client.ObjectKeyFromObject(sub)
+	_, key := subscribe(t, ns, "slow", repo, rcv, fastRetries(1))
 
 	events, want := numberedEvents(repo, "slow", 0, inFlight)
 	first.postAll(t, events, inFlight)
-	if _, err := rcv.await(apiTimeout, func(s receiverStats) bool { return s.requests == inFlight }, first.running); err != nil {
+	if _, err := rcv.Await(apiTimeout, func(s kubehooktest.ReceiverStats) bool { return s.Requests == inFlight }, first.Running); err != nil {
 		t.Fatalf("before the SIGTERM: %v", err)
 	}
-	if err := first.term(t); err != nil {
+	if err := first.Term(t); err != nil {
 		t.Errorf("kubehook stopped by SIGTERM exited with %v; want a clean stop", err)
 	}
-	copies := rcv.copiesOf(want)
+	copies := rcv.CopiesOf(want)
 	for _, pr := range want {
 		if copies[pr] != 1 {
 			t.Fatalf("before the restart %s arrived %d times; want its one cancelled attempt", pr, copies[pr])
@@ -122,8 +115,8 @@ func TestShutdownReturnsCancelledAttemptsUnchanged(t *testing.T) {
 	// A released delivery comes back at once, well inside the ack wait
 	// (30s): the restarted process does not wait for the stopped one's
 	// consumers to give it up.
-	if _, err := rcv.await(20*time.Second, func(receiverStats) bool { return len(rcv.notAgain(want, copies)) == 0 }, second.running); err != nil {
-		left := rcv.notAgain(want, copies)
+	if _, err := rcv.Await(20*time.Second, func(kubehooktest.ReceiverStats) bool { return len(rcv.NotAgain(want, copies)) == 0 }, second.Running); err != nil {
+		left := rcv.NotAgain(want, copies)
 		t.Fatalf("after the restart: %v; %d of %d cancelled attempts never came again, e.g. %s", err, len(left), inFlight, firstN(left, 5))
 	}
 	t.Logf("the %d cancelled attempts came again %s after the restart", inFlight, time.Since(restarted).Round(time.Millisecond))
@@ -135,8 +128,8 @@ func TestShutdownReturnsCancelledAttemptsUnchanged(t *testing.T) {
 		t.Errorf("status after the restart: %d dead letters, lastFailureAt %v, %d consecutive failures; want no failure recorded for a cancelled attempt",
 			s.Status.DeadLetters, s.Status.LastFailureAt, s.Status.ConsecutiveFailures)
 	}
-	if got := rcv.snapshot(); len(got.idChanged) > 0 {
-		t.Errorf("%d attempts after the restart carried another webhook-id than the cancelled one, e.g. %s", len(got.idChanged), got.idChanged[0])
+	if got := rcv.Snapshot(); len(got.IDChanged) > 0 {
+		t.Errorf("%d attempts after the restart carried another webhook-id than the cancelled one, e.g. %s", len(got.IDChanged), got.IDChanged[0])
 	}
 	second.checkNoneDropped(t)
 	t.Logf("test took %s", time.Since(begin).Round(time.Millisecond))

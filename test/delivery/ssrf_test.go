@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 // TestClusterRangesAndDeniedRangesAreRefused: the binary refuses endpoints
@@ -30,15 +31,15 @@ func TestClusterRangesAndDeniedRangesAreRefused(t *testing.T) {
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), node) })
 
 	// The harness allows 127.0.0.0/8; one address of it is denied.
-	p := start(t, withFlags("--deny-endpoint-cidrs=127.0.0.2/32"))
-	p.waitReady(t)
+	p := start(t, kubehooktest.WithFlags("--deny-endpoint-cidrs=127.0.0.2/32"))
+	p.WaitReady(t, apiTimeout)
 
 	for name, tc := range map[string]struct{ endpoint, reason string }{
 		"pod":     {"http://198.51.100.9:8080/hook", "(cluster Pod range)"},
 		"service": {"http://10.0.0.10/hook", "(cluster Service range)"},
 		"denied":  {"http://127.0.0.2:9/hook", "(denied by --deny-endpoint-cidrs)"},
 	} {
-		sub := tagPushSubscription(ns, name, ns, tc.endpoint)
+		sub := kubehooktest.TagPushSubscription(ns, name, ns, tc.endpoint)
 		createSubscriptions(t, sub)
 		waitSubscriptionsReady(t, sub)
 		annotate(t, client.ObjectKeyFromObject(sub), kubehookv1.TestAnnotation, "1")

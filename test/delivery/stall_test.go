@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 // TestStalledOnAMissingSecretHoldsDeliveriesUntilItIsBack: a subscription
@@ -29,15 +30,15 @@ func TestStalledOnAMissingSecretHoldsDeliveriesUntilItIsBack(t *testing.T) {
 	begin := time.Now()
 	ctx := context.Background()
 	ns := newNamespace(t)
-	rcv := newReceiver(t)
+	rcv := kubehooktest.NewReceiver(t)
 	p := start(t)
-	p.waitReady(t)
+	p.WaitReady(t, apiTimeout)
 
 	secret := signingSecret(ns, "hook-key")
 	if err := k8s.Create(ctx, secret.DeepCopy()); err != nil {
 		t.Fatal(err)
 	}
-	sub := tagPushSubscription(ns, "signed", ns+"/app", rcv.endpoint("signed"))
+	sub := kubehooktest.TagPushSubscription(ns, "signed", ns+"/app", rcv.Endpoint("signed"))
 	sub.Spec.SigningSecretRef = &kubehookv1.SecretReference{Name: secret.Name}
 	createSubscriptions(t, sub)
 	waitSubscriptionsReady(t, sub)
@@ -45,7 +46,7 @@ func TestStalledOnAMissingSecretHoldsDeliveriesUntilItIsBack(t *testing.T) {
 
 	events, want := numberedEvents(ns+"/app", "signed", 0, delivered)
 	p.postAll(t, events, delivered)
-	if _, err := rcv.await(apiTimeout, func(s receiverStats) bool { return s.distinct == delivered }, p.running); err != nil {
+	if _, err := rcv.Await(apiTimeout, func(s kubehooktest.ReceiverStats) bool { return s.Arrived == delivered }, p.Running); err != nil {
 		t.Fatalf("with the Secret: %v", err)
 	}
 
@@ -66,7 +67,7 @@ func TestStalledOnAMissingSecretHoldsDeliveriesUntilItIsBack(t *testing.T) {
 	p.waitStatus(t, key, func(g Gomega, s *kubehookv1.WebhookSubscription) {
 		g.Expect(s.Status.Backlog).To(BeNumerically("==", stalled), "status.backlog")
 	})
-	if n := rcv.snapshot().requests; n != delivered {
+	if n := rcv.Snapshot().Requests; n != delivered {
 		t.Fatalf("%d requests arrived while the Secret was missing; want none beyond the %d before", n-delivered, delivered)
 	}
 	p.checkNoneDropped(t)
@@ -76,8 +77,8 @@ func TestStalledOnAMissingSecretHoldsDeliveriesUntilItIsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSubscriptionsReady(t, sub)
-	if _, err := rcv.await(apiTimeout, func(s receiverStats) bool { return s.distinct == len(want) }, p.running); err != nil {
-		missing := rcv.missing(want)
+	if _, err := rcv.Await(apiTimeout, func(s kubehooktest.ReceiverStats) bool { return s.Arrived == len(want) }, p.Running); err != nil {
+		missing := rcv.Missing(want)
 		t.Fatalf("after recreating the Secret: %v; %d of %d deliveries never arrived, e.g. %s", err, len(missing), len(want), firstN(missing, 5))
 	}
 	t.Logf("the %d held deliveries arrived %s after the Secret was recreated", stalled, time.Since(fixed).Round(time.Millisecond))
@@ -88,8 +89,8 @@ func TestStalledOnAMissingSecretHoldsDeliveriesUntilItIsBack(t *testing.T) {
 		g.Expect(apimeta.FindStatusCondition(s.Status.Conditions, kubehookv1.StalledCondition)).To(BeNil(), "Stalled condition")
 	})
 	p.checkNoneDropped(t)
-	if got := rcv.snapshot(); got.duplicates > 0 || got.malformed > 0 {
-		t.Errorf("%d duplicates and %d malformed requests; want none", got.duplicates, got.malformed)
+	if got := rcv.Snapshot(); got.Duplicates > 0 || got.Malformed > 0 {
+		t.Errorf("%d duplicates and %d malformed requests; want none", got.Duplicates, got.Malformed)
 	}
 	t.Logf("test took %s", time.Since(begin).Round(time.Millisecond))
 }

@@ -1,4 +1,4 @@
-package delivery
+package kubehooktest
 
 import (
 	"fmt"
@@ -9,24 +9,33 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// metric reads kubehook's /metrics and returns the sum of the samples of
-// the counter or gauge name whose labels include labels, e.g.
-// metric("kubehook_deliveries_total", map[string]string{"result": "dropped"})
-// across every event type. A family with no sample yet (a counter vector
-// never incremented) reads 0.
-func (p *kubehook) metric(name string, labels map[string]string) (float64, error) {
-	resp, err := http.Get("http://" + p.cfg.metricsAddr + "/metrics")
+// Scrape reads the process's /metrics (over plain HTTP without a token, as
+// FunctionalFlags serve it) and returns its families by name.
+func (p *Kubehook) Scrape() (map[string]*dto.MetricFamily, error) {
+	resp, err := http.Get("http://" + p.MetricsAddr + "/metrics")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return 0, fmt.Errorf("parsing /metrics: %w", err)
+		return nil, fmt.Errorf("parsing /metrics: %w", err)
+	}
+	return families, nil
+}
+
+// Metric returns the sum of the samples of the counter or gauge name whose
+// labels include labels, e.g. Metric("kubehook_deliveries_total",
+// map[string]string{"result": "dropped"}) across every event type. A family
+// with no sample yet (a counter vector never incremented) reads 0.
+func (p *Kubehook) Metric(name string, labels map[string]string) (float64, error) {
+	families, err := p.Scrape()
+	if err != nil {
+		return 0, err
 	}
 	mf, ok := families[name]
 	if !ok {
