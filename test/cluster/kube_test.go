@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,18 +11,13 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/app"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 const (
@@ -34,84 +27,13 @@ const (
 )
 
 var (
-	// k8s is an admin client of the control plane TestMain starts.
+	// cp is the control plane TestMain starts; its admin kubeconfig is
+	// the one the kubehook children use, as a user points kubehook at a
+	// cluster.
+	cp *kubehooktest.ControlPlane
+	// k8s is cp's admin client.
 	k8s client.WithWatch
-	// kubeconfigPath is the admin kubeconfig the kubehook children use,
-	// as a user points kubehook at a cluster.
-	kubeconfigPath string
 )
-
-// setUpCluster writes the admin kubeconfig of cfg and makes the client;
-// stop removes the kubeconfig.
-func setUpCluster(cfg *rest.Config) (stop func(), err error) {
-	dir, err := os.MkdirTemp("", "kubehook-cluster-")
-	if err != nil {
-		return nil, err
-	}
-	stop = func() { _ = os.RemoveAll(dir) }
-	kubeconfigPath = filepath.Join(dir, "kubeconfig")
-	if err := writeKubeconfig(cfg, kubeconfigPath); err != nil {
-		stop()
-		return nil, fmt.Errorf("writing the kubeconfig: %w", err)
-	}
-	if k8s, err = client.NewWithWatch(cfg, client.Options{Scheme: app.Scheme}); err != nil {
-		stop()
-		return nil, err
-	}
-	return stop, nil
-}
-
-// writeKubeconfig writes cfg as a kubeconfig file, with whichever
-// credentials it holds (envtest's admin has a client certificate).
-func writeKubeconfig(cfg *rest.Config, path string) error {
-	cluster := clientcmdapi.NewCluster()
-	cluster.Server = cfg.Host
-	cluster.CertificateAuthority = cfg.CAFile
-	cluster.CertificateAuthorityData = cfg.CAData
-	cluster.InsecureSkipTLSVerify = cfg.Insecure
-	cluster.TLSServerName = cfg.ServerName
-
-	user := clientcmdapi.NewAuthInfo()
-	user.ClientCertificate = cfg.CertFile
-	user.ClientCertificateData = cfg.CertData
-	user.ClientKey = cfg.KeyFile
-	user.ClientKeyData = cfg.KeyData
-	user.Token = cfg.BearerToken
-	user.TokenFile = cfg.BearerTokenFile
-	user.Username = cfg.Username
-	user.Password = cfg.Password
-
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = cluster
-	kc.AuthInfos["admin"] = user
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
-	kc.CurrentContext = "envtest"
-	return clientcmd.WriteToFile(*kc, path)
-}
-
-// newNamespace creates a namespace named after prefix. Its generated name
-// is also a valid registry namespace.
-func newNamespace(t testing.TB, prefix string) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
-	if err := k8s.Create(context.Background(), ns); err != nil {
-		t.Fatalf("creating a namespace: %v", err)
-	}
-	return ns.Name
-}
-
-// tagPushSubscription is a TAG_PUSH subscription of key to endpoint, with
-// the defaults of every other field.
-func tagPushSubscription(ns, name, key, endpoint string) *kubehookv1.WebhookSubscription {
-	return &kubehookv1.WebhookSubscription{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: kubehookv1.WebhookSubscriptionSpec{
-			Type:     kubehookv1.TagPush,
-			Key:      key,
-			Endpoint: endpoint,
-		},
-	}
-}
 
 // listSubscriptions returns the subscriptions of ns by name.
 func listSubscriptions(g Gomega, ns string) (map[string]*kubehookv1.WebhookSubscription, string) {
@@ -153,20 +75,7 @@ func waitStatus(ns string, names []string, timeout time.Duration, short func(*ku
 // notReady says why sub is not Ready=True for its current generation, or
 // "" when it is.
 func notReady(sub *kubehookv1.WebhookSubscription) string {
-	if sub == nil {
-		return "not found"
-	}
-	if sub.Status.ObservedGeneration != sub.Generation {
-		return fmt.Sprintf("observedGeneration %d of generation %d", sub.Status.ObservedGeneration, sub.Generation)
-	}
-	c := apimeta.FindStatusCondition(sub.Status.Conditions, kubehookv1.ReadyCondition)
-	switch {
-	case c == nil:
-		return "no Ready condition"
-	case c.Status != metav1.ConditionTrue:
-		return fmt.Sprintf("Ready=%s (%s): %s", c.Status, c.Reason, c.Message)
-	}
-	return ""
+	return kubehooktest.ReadyShortOf(sub, metav1.ConditionTrue, "")
 }
 
 // notDelivering says why sub is not Ready with a lastSuccessfulAt, or "".

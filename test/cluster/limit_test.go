@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 const (
@@ -29,11 +31,11 @@ const (
 // replica starts at most one from the shared consumer); each replica
 // alone would allow the limit, so three would allow three times it.
 func TestInFlightLimitIsOneAcrossReplicas(t *testing.T) {
-	electionNS := newNamespace(t, "kubehook-system")
-	ns := newNamespace(t, "limit")
-	rcv := newReceiver(t, limitedDelay, 1000)
+	electionNS := cp.NewNamespace(t, "kubehook-system")
+	ns := cp.NewNamespace(t, "limit")
+	rcv := kubehooktest.NewReceiver(t, kubehooktest.AnswerAfter(limitedDelay), kubehooktest.MaxConcurrent(1000))
 	const repo = "slow"
-	if err := k8s.Create(t.Context(), tagPushSubscription(ns, repo, ns+"/"+repo, rcv.endpoint(repo))); err != nil {
+	if err := k8s.Create(t.Context(), kubehooktest.TagPushSubscription(ns, repo, ns+"/"+repo, rcv.Endpoint(repo))); err != nil {
 		t.Fatalf("creating WebhookSubscription: %v", err)
 	}
 	replicas := make([]*kubehook, replicaCount)
@@ -45,30 +47,30 @@ func TestInFlightLimitIsOneAcrossReplicas(t *testing.T) {
 			"--leader-election-namespace="+electionNS,
 			fmt.Sprintf("--max-in-flight-per-subscription=%d", limitedInFlight),
 		)
-		replicas[i].waitLive(t)
+		replicas[i].WaitLive(t, apiTimeout)
 	}
 	waitReplicasReady(t, replicas, make([]replicaFigures, replicaCount))
 	if _, err := waitStatus(ns, []string{repo}, apiTimeout, notReady); err != nil {
 		t.Fatalf("subscription not Ready: %v", err)
 	}
 
-	var want []pair
+	var want []kubehooktest.Pair
 	for b, first := 0, 0; first < limitedEvents; b, first = b+1, first+limitedBatch {
-		batch := make([]nativeEvent, 0, limitedBatch)
+		batch := make([]kubehooktest.NativeEvent, 0, limitedBatch)
 		for n := first; n < first+limitedBatch; n++ {
-			batch = append(batch, tagPushEvent(ns+"/"+repo, n))
-			want = append(want, pair{sub: repo, event: numberedTag(n)})
+			batch = append(batch, kubehooktest.TagPushEvent(ns+"/"+repo, n))
+			want = append(want, kubehooktest.Pair{Sub: repo, Event: kubehooktest.NumberedTag(n)})
 		}
-		if _, err := replicas[b%replicaCount].postEvents(batch); err != nil {
-			t.Fatalf("posting to %s: %v", replicas[b%replicaCount].name, err)
+		if _, err := replicas[b%replicaCount].PostEvents(batch...); err != nil {
+			t.Fatalf("posting to %s: %v", replicas[b%replicaCount].Name, err)
 		}
 	}
-	if _, err := rcv.await(limitedTimeout, func(s receiverStats) bool { return s.answered >= len(want) }, allRunning(replicas)); err != nil {
-		missing, _ := rcv.unanswered(want)
+	if _, err := rcv.Await(limitedTimeout, func(s kubehooktest.ReceiverStats) bool { return s.Answered >= len(want) }, allRunning(replicas)); err != nil {
+		missing, _ := rcv.Unanswered(want)
 		t.Fatalf("%v: %d of %d deliveries not answered", err, len(missing), len(want))
 	}
 
-	most, bound := rcv.most(repo), limitedInFlight+replicaCount-1
+	most, bound := rcv.MostInFlight(repo), limitedInFlight+replicaCount-1
 	t.Logf("at most %d requests at once (limit %d, %d replicas)", most, limitedInFlight, replicaCount)
 	if most > bound {
 		t.Errorf("the endpoint saw %d requests at once; the limit across the replicas is %d (at most %d while the subscription moves to its line)",

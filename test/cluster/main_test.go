@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 	"github.com/kubehook/kubehook/internal/testenv"
 )
 
@@ -22,7 +23,7 @@ var nats *natsCluster
 
 func TestMain(m *testing.M) {
 	// A child runs kubehook against the parent's control plane and NATS.
-	if os.Getenv(childEnv) == "1" {
+	if kubehooktest.IsChild() {
 		os.Exit(m.Run())
 	}
 	os.Exit(runMain(m))
@@ -30,14 +31,15 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	return testenv.Main(m, func(cfg *rest.Config) (func(), error) {
-		stop, err := setUpCluster(cfg)
-		if err != nil {
+		var err error
+		if cp, err = kubehooktest.NewControlPlane(cfg); err != nil {
 			return nil, err
 		}
+		k8s = cp.Client
 		if nats, err = startNATSCluster(3); err != nil {
-			stop()
+			cp.Close()
 			return nil, err
 		}
-		return func() { nats.stop(); stop() }, nil
+		return func() { nats.stop(); cp.Close() }, nil
 	})
 }

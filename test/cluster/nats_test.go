@@ -2,9 +2,7 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +13,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	natsclient "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 const (
@@ -54,10 +54,10 @@ func startNATSCluster(n int) (*natsCluster, error) {
 	c := &natsCluster{dir: dir}
 	for i := range n {
 		s := &natsServer{name: fmt.Sprintf("nats-%d", i), storeDir: filepath.Join(dir, fmt.Sprintf("nats-%d", i))}
-		if s.clientPort, err = freePort(); err != nil {
+		if s.clientPort, err = kubehooktest.FreePort(); err != nil {
 			return nil, err
 		}
-		if s.clusterPort, err = freePort(); err != nil {
+		if s.clusterPort, err = kubehooktest.FreePort(); err != nil {
 			return nil, err
 		}
 		c.servers = append(c.servers, s)
@@ -242,43 +242,4 @@ func (c *natsCluster) stop() {
 		s.kill()
 	}
 	_ = os.RemoveAll(c.dir)
-}
-
-// handedOut holds the ports freePort has returned: one is free when
-// returned, but a kubehook child binds some of its ports only once it has
-// loaded its subscriptions, and the kernel may offer such a port again
-// meanwhile, to the next child.
-var handedOut = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
-
-// freePort returns a loopback port free at the time of the call, and
-// never one it returned before.
-func freePort() (int, error) {
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for {
-		port, err := listenPort()
-		if err != nil {
-			return 0, err
-		}
-		if !handedOut.ports[port] {
-			handedOut.ports[port] = true
-			return port, nil
-		}
-	}
-}
-
-func listenPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	addr, ok := l.Addr().(*net.TCPAddr)
-	if !ok {
-		return 0, errors.New("not a TCP address")
-	}
-	return addr.Port, nil
 }

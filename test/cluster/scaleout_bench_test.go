@@ -17,8 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 const (
@@ -112,8 +111,8 @@ func (ph scaleOutPhase) String() string {
 }
 
 func measureScaleOut(b *testing.B) map[string]float64 {
-	electionNS := newNamespace(b, "kubehook-system")
-	ns := newNamespace(b, "scaleout")
+	electionNS := cp.NewNamespace(b, "kubehook-system")
+	ns := cp.NewNamespace(b, "scaleout")
 	rcv := newArrivals(b, benchDelay)
 
 	names := make([]string, benchSubscriptions)
@@ -121,7 +120,7 @@ func measureScaleOut(b *testing.B) map[string]float64 {
 	for i := range names {
 		names[i] = fmt.Sprintf("repo-%d", i)
 		repos[i] = ns + "/" + names[i]
-		if err := k8s.Create(b.Context(), tagPushSubscription(ns, names[i], repos[i], rcv.endpoint(names[i]))); err != nil {
+		if err := k8s.Create(b.Context(), kubehooktest.TagPushSubscription(ns, names[i], repos[i], rcv.endpoint(names[i]))); err != nil {
 			b.Fatalf("creating WebhookSubscription %s/%s: %v", ns, names[i], err)
 		}
 	}
@@ -141,7 +140,7 @@ func measureScaleOut(b *testing.B) map[string]float64 {
 	addReplicas := func(n int) {
 		for range n {
 			p := start(b, fmt.Sprintf("replica-%d", len(replicas)), flags...)
-			p.waitLive(b)
+			p.WaitLive(b, apiTimeout)
 			replicas = append(replicas, p)
 		}
 		waitReplicasReady(b, replicas, make([]replicaFigures, len(replicas)))
@@ -183,22 +182,22 @@ func runScaleOutPhase(b *testing.B, name string, replicas []*kubehook, rcv *arri
 	errorsBefore := readMetric(b, replicas, "kubehook_queue_consumer_errors_total")
 	outputFrom := make([]int, len(replicas))
 	for i, p := range replicas {
-		outputFrom[i] = p.out.len()
+		outputFrom[i] = p.Out.Len()
 	}
 
 	posted := time.Now()
 	for req, n := 0, first; n < first+count; req, n = req+1, n+len(repos) {
-		batch := make([]nativeEvent, 0, len(repos))
+		batch := make([]kubehooktest.NativeEvent, 0, len(repos))
 		for i := n; i < min(n+len(repos), first+count); i++ {
-			batch = append(batch, tagPushEvent(repos[i%len(repos)], i))
+			batch = append(batch, kubehooktest.TagPushEvent(repos[i%len(repos)], i))
 		}
 		p := replicas[req%len(replicas)]
-		a, err := p.postEvents(batch)
+		a, err := p.PostEvents(batch...)
 		if err != nil {
-			b.Fatalf("%s: posting events %d..%d to %s: %v", name, n, n+len(batch)-1, p.name, err)
+			b.Fatalf("%s: posting events %d..%d to %s: %v", name, n, n+len(batch)-1, p.Name, err)
 		}
 		if a.Deliveries != len(batch) {
-			b.Fatalf("%s: %s queued %d deliveries for %d events", name, p.name, a.Deliveries, len(batch))
+			b.Fatalf("%s: %s queued %d deliveries for %d events", name, p.Name, a.Deliveries, len(batch))
 		}
 	}
 	ph.posting = time.Since(posted)
@@ -252,7 +251,7 @@ func runScaleOutPhase(b *testing.B, name string, replicas []*kubehook, rcv *arri
 func loggedErrors(p *kubehook, offset int) []string {
 	var order []string
 	counts := map[string]int{}
-	for _, line := range strings.Split(p.out.since(offset), "\n") {
+	for _, line := range strings.Split(p.Out.Since(offset), "\n") {
 		var entry struct {
 			Level    string `json:"level"`
 			Msg      string `json:"msg"`
@@ -278,23 +277,9 @@ func loggedErrors(p *kubehook, offset int) []string {
 	}
 	out := make([]string, len(order))
 	for i, key := range order {
-		out[i] = fmt.Sprintf("%s %d× %s", p.name, counts[key], key)
+		out[i] = fmt.Sprintf("%s %d× %s", p.Name, counts[key], key)
 	}
 	return out
-}
-
-// len is how much has been written.
-func (b *lockedBuffer) len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
-
-// since returns what was written from offset on.
-func (b *lockedBuffer) since(offset int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf.Bytes()[min(offset, b.buf.Len()):])
 }
 
 // readMetric reads a counter of every replica, summed over the samples
@@ -307,9 +292,9 @@ func readMetric(b *testing.B, replicas []*kubehook, name string, labelPairs ...s
 	}
 	out := make([]int, len(replicas))
 	for i, p := range replicas {
-		v, err := p.metric(name, labels)
+		v, err := p.Metric(name, labels)
 		if err != nil {
-			b.Fatalf("%s: %s: %v", p.name, name, err)
+			b.Fatalf("%s: %s: %v", p.Name, name, err)
 		}
 		out[i] = int(v)
 	}
@@ -328,15 +313,9 @@ func readAttempts(b *testing.B, replicas []*kubehook) []attempts {
 	out := make([]attempts, len(replicas))
 	for i, p := range replicas {
 		out[i].at = time.Now()
-		resp, err := http.Get("http://" + p.metricsAddr + "/metrics")
+		families, err := p.Scrape()
 		if err != nil {
-			b.Fatalf("%s: /metrics: %v", p.name, err)
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		families, err := parser.TextToMetricFamilies(resp.Body)
-		_ = resp.Body.Close()
-		if err != nil {
-			b.Fatalf("%s: parsing /metrics: %v", p.name, err)
+			b.Fatalf("%s: %v", p.Name, err)
 		}
 		for _, m := range families["kubehook_delivery_duration_seconds"].GetMetric() {
 			out[i].count += float64(m.GetHistogram().GetSampleCount())
@@ -385,17 +364,17 @@ func sharesText(shares []int) string {
 // killed.
 func stopReplicas(b *testing.B, replicas []*kubehook) {
 	for _, p := range replicas {
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			b.Errorf("stopping kubehook %s: %v", p.name, err)
+		if err := p.Signal(syscall.SIGTERM); err != nil {
+			b.Error(err)
 		}
 	}
 	timeout := time.After(benchStopTimeout)
 	for _, p := range replicas {
 		select {
-		case <-p.exited:
+		case <-p.Exited():
 		case <-timeout:
-			b.Errorf("kubehook %s still running %s after SIGTERM", p.name, benchStopTimeout)
-			p.kill(b)
+			b.Errorf("kubehook %s still running %s after SIGTERM", p.Name, benchStopTimeout)
+			p.Kill(b)
 		}
 	}
 }
@@ -430,7 +409,7 @@ func (a *arrivals) endpoint(sub string) string { return a.URL + "/hooks/" + sub 
 
 func (a *arrivals) serve(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
-	tag, ok := tagKey(body)
+	tag, ok := kubehooktest.TagKey(body)
 	a.mu.Lock()
 	a.requests++
 	a.addInFlight(1)
@@ -498,7 +477,7 @@ func (a *arrivals) answerTimes(first, last int) []time.Time {
 	defer a.mu.Unlock()
 	out := make([]time.Time, 0, last-first)
 	for n := first; n < last; n++ {
-		if t, ok := a.answered[numberedTag(n)]; ok {
+		if t, ok := a.answered[kubehooktest.NumberedTag(n)]; ok {
 			out = append(out, t)
 		}
 	}
@@ -514,7 +493,7 @@ func (a *arrivals) longestGap(first, last, subs int, posted time.Time) string {
 	defer a.mu.Unlock()
 	per := map[int][]time.Time{}
 	for i := first; i < last; i++ {
-		if t, ok := a.answered[numberedTag(i)]; ok {
+		if t, ok := a.answered[kubehooktest.NumberedTag(i)]; ok {
 			per[i%subs] = append(per[i%subs], t)
 		}
 	}
@@ -536,11 +515,11 @@ func (a *arrivals) longestGap(first, last, subs int, posted time.Time) string {
 }
 
 // await waits until n events are answered, running check every
-// checkInterval; its error, or the deadline, ends the wait.
+// kubehooktest.CheckInterval; its error, or the deadline, ends the wait.
 func (a *arrivals) await(n int, deadline time.Time, check func() error) error {
 	timeout := time.NewTimer(time.Until(deadline))
 	defer timeout.Stop()
-	tick := time.NewTicker(checkInterval)
+	tick := time.NewTicker(kubehooktest.CheckInterval)
 	defer tick.Stop()
 	for a.answeredCount() < n {
 		select {
@@ -624,8 +603,8 @@ func sampleCPU(replicas []*kubehook) cpuSample {
 	s.self, _ = procCPU(self)
 	isReplica := map[int]bool{}
 	for _, p := range replicas {
-		isReplica[p.cmd.Process.Pid] = true
-		cpu, _ := procCPU(p.cmd.Process.Pid)
+		isReplica[p.Pid()] = true
+		cpu, _ := procCPU(p.Pid())
 		s.replicas = append(s.replicas, cpu)
 	}
 	// etcd and kube-apiserver are this process's other children.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 	"github.com/kubehook/kubehook/internal/queue"
 )
 
@@ -68,16 +69,16 @@ type replicaFigures struct {
 // per sync period plus transitions.
 func TestThreeReplicasShareTheLoadAndLoseNothing(t *testing.T) {
 	begin := time.Now()
-	electionNS := newNamespace(t, "kubehook-system")
-	ns := newNamespace(t, "cluster")
-	rcv := newReceiver(t, receiverDelay, receiverConcurrency)
+	electionNS := cp.NewNamespace(t, "kubehook-system")
+	ns := cp.NewNamespace(t, "cluster")
+	rcv := kubehooktest.NewReceiver(t, kubehooktest.AnswerAfter(receiverDelay), kubehooktest.MaxConcurrent(receiverConcurrency))
 
 	// Subscriptions first: every replica then loads all of them before it
 	// accepts events, however its index is filled.
 	names := make([]string, subscriptions)
 	for i := range names {
 		names[i] = fmt.Sprintf("repo-%d", i)
-		sub := tagPushSubscription(ns, names[i], ns+"/"+names[i], rcv.endpoint(names[i]))
+		sub := kubehooktest.TagPushSubscription(ns, names[i], ns+"/"+names[i], rcv.Endpoint(names[i]))
 		if err := k8s.Create(t.Context(), sub); err != nil {
 			t.Fatalf("creating WebhookSubscription %s/%s: %v", ns, names[i], err)
 		}
@@ -95,7 +96,7 @@ func TestThreeReplicasShareTheLoadAndLoseNothing(t *testing.T) {
 			"--leader-elect",
 			"--leader-election-namespace="+electionNS,
 		)
-		replicas[i].waitLive(t)
+		replicas[i].WaitLive(t, apiTimeout)
 	}
 	figures := make([]replicaFigures, replicaCount)
 	waitReplicasReady(t, replicas, figures)
@@ -109,21 +110,21 @@ func TestThreeReplicasShareTheLoadAndLoseNothing(t *testing.T) {
 	// Each request goes to the next replica; one that refuses it passes it
 	// on, as a Service would on a refused connection.
 	posted := time.Now()
-	var want []pair
+	var want []kubehooktest.Pair
 	for b, first := 0, 0; first < events; b, first = b+1, first+batchSize {
-		batch := make([]nativeEvent, 0, batchSize)
-		var pairs []pair
+		batch := make([]kubehooktest.NativeEvent, 0, batchSize)
+		var pairs []kubehooktest.Pair
 		for n := first; n < min(first+batchSize, events); n++ {
 			repo := names[n%subscriptions]
-			batch = append(batch, tagPushEvent(ns+"/"+repo, n))
-			pairs = append(pairs, pair{sub: repo, event: numberedTag(n)})
+			batch = append(batch, kubehooktest.TagPushEvent(ns+"/"+repo, n))
+			pairs = append(pairs, kubehooktest.Pair{Sub: repo, Event: kubehooktest.NumberedTag(n)})
 		}
 		accepted := false
 		for try := 0; try < replicaCount && !accepted; try++ {
 			i := (b + try) % replicaCount
 			f := &figures[i]
 			f.posts++
-			a, err := replicas[i].postEvents(batch)
+			a, err := replicas[i].PostEvents(batch...)
 			if err != nil {
 				f.refused++
 				f.lastRefusal = err.Error()
@@ -139,11 +140,11 @@ func TestThreeReplicasShareTheLoadAndLoseNothing(t *testing.T) {
 			t.Fatalf("no replica accepted events %d..%d:\n%s", first, first+len(batch)-1, report(figures, nil))
 		}
 	}
-	t.Logf("%d events posted in %s; %d deliveries answered by then", len(want), time.Since(posted).Round(time.Millisecond), rcv.snapshot().answered)
+	t.Logf("%d events posted in %s; %d deliveries answered by then", len(want), time.Since(posted).Round(time.Millisecond), rcv.Snapshot().Answered)
 
-	before, err := rcv.await(afterKillTimeout, func(s receiverStats) bool { return s.answered >= killAt }, allRunning(replicas))
+	before, err := rcv.Await(afterKillTimeout, func(s kubehooktest.ReceiverStats) bool { return s.Answered >= killAt }, allRunning(replicas))
 	if err != nil {
-		t.Fatalf("before the kills: %v; %d of %d deliveries answered:\n%s", err, before.answered, len(want), report(figures, replicas))
+		t.Fatalf("before the kills: %v; %d of %d deliveries answered:\n%s", err, before.Answered, len(want), report(figures, replicas))
 	}
 
 	// Kill the leader, so leadership and status writing move too; without
@@ -158,10 +159,10 @@ func TestThreeReplicasShareTheLoadAndLoseNothing(t *testing.T) {
 			figures[i].metricProblem = err.Error()
 		}
 	}
-	replicas[victim].kill(t)
+	replicas[victim].Kill(t)
 	figures[victim].killed = true
 	figures[victim].final = figures[victim].atKill
-	atKill := rcv.snapshot()
+	atKill := rcv.Snapshot()
 	natsVictim := nats.streamLeader(queue.StreamName)
 	if natsVictim == nil {
 		natsVictim = nats.servers[0]
@@ -169,16 +170,16 @@ func TestThreeReplicasShareTheLoadAndLoseNothing(t *testing.T) {
 	natsVictim.kill()
 	killed := time.Now()
 	t.Logf("after %s: SIGKILL of %s (leader: %v), shutdown of NATS server %s; %d of %d deliveries answered",
-		killed.Sub(posted).Round(time.Millisecond), replicas[victim].name, figures[victim].leader, natsVictim.name, atKill.answered, len(want))
+		killed.Sub(posted).Round(time.Millisecond), replicas[victim].Name, figures[victim].leader, natsVictim.name, atKill.Answered, len(want))
 
 	survivors := append(append([]*kubehook(nil), replicas[:victim]...), replicas[victim+1:]...)
-	_, midErr := rcv.await(afterKillTimeout, func(s receiverStats) bool { return s.answered >= restartNATSAt }, allRunning(survivors))
+	_, midErr := rcv.Await(afterKillTimeout, func(s kubehooktest.ReceiverStats) bool { return s.Answered >= restartNATSAt }, allRunning(survivors))
 	if err := natsVictim.start(); err != nil {
 		t.Errorf("restarting NATS server %s: %v", natsVictim.name, err)
 	}
 	t.Logf("NATS server %s restarted %s after the kills (%v); %d deliveries answered",
-		natsVictim.name, time.Since(killed).Round(time.Millisecond), midErr, rcv.snapshot().answered)
-	done, waitErr := rcv.await(afterKillTimeout-time.Since(killed), func(s receiverStats) bool { return s.answered >= len(want) }, allRunning(survivors))
+		natsVictim.name, time.Since(killed).Round(time.Millisecond), midErr, rcv.Snapshot().Answered)
+	done, waitErr := rcv.Await(afterKillTimeout-time.Since(killed), func(s kubehooktest.ReceiverStats) bool { return s.Answered >= len(want) }, allRunning(survivors))
 	for i, p := range replicas {
 		if figures[i].killed {
 			continue
@@ -187,21 +188,21 @@ func TestThreeReplicasShareTheLoadAndLoseNothing(t *testing.T) {
 			figures[i].metricProblem = err.Error()
 		}
 	}
-	missing, neverArrived := rcv.unanswered(want)
+	missing, neverArrived := rcv.Unanswered(want)
 	t.Logf("%s after the kills (%v): %d of %d accepted deliveries answered, %d lost (%d never arrived); %d requests, %d duplicates\n%s",
 		time.Since(killed).Round(time.Millisecond), waitErr, len(want)-len(missing), len(want), len(missing), neverArrived,
-		done.requests, done.duplicates, report(figures, nil))
+		done.Requests, done.Duplicates, report(figures, nil))
 
 	if len(missing) > 0 {
 		t.Errorf("%d of %d accepted deliveries lost: %d never arrived, %d arrived but were never answered to a waiting sender (waiting ended: %v), e.g. %v\n%s",
 			len(missing), len(want), neverArrived, len(missing)-neverArrived, waitErr, missing[:min(len(missing), 5)], report(figures, nil))
 	}
 	checkShares(t, figures, replicas)
-	if len(done.idChanged) > 0 {
-		t.Errorf("%d duplicates carried another webhook-id than their first copy, e.g. %s", len(done.idChanged), done.idChanged[0])
+	if len(done.IDChanged) > 0 {
+		t.Errorf("%d duplicates carried another webhook-id than their first copy, e.g. %s", len(done.IDChanged), done.IDChanged[0])
 	}
-	if done.malformed > 0 {
-		t.Errorf("%d requests named no event", done.malformed)
+	if done.Malformed > 0 {
+		t.Errorf("%d requests named no event", done.Malformed)
 	}
 
 	// One writer: status shows the deliveries, consistently and coalesced.
@@ -240,10 +241,10 @@ func waitReplicasReady(t testing.TB, replicas []*kubehook, figures []replicaFigu
 	for {
 		pending := 0
 		for i, p := range replicas {
-			if err := p.running(); err != nil {
+			if err := p.Running(); err != nil {
 				t.Fatal(err)
 			}
-			figures[i].notReady = p.ready()
+			figures[i].notReady = p.Ready()
 			if figures[i].notReady != nil {
 				pending++
 			}
@@ -259,7 +260,7 @@ func waitReplicasReady(t testing.TB, replicas []*kubehook, figures []replicaFigu
 	ready := 0
 	for i, p := range replicas {
 		if err := figures[i].notReady; err != nil {
-			t.Errorf("%s not ready after %s (every replica must accept events): %s", p.name, apiTimeout, oneLine(err))
+			t.Errorf("%s not ready after %s (every replica must accept events): %s", p.Name, apiTimeout, oneLine(err))
 		} else {
 			ready++
 		}
@@ -280,7 +281,7 @@ func checkShares(t *testing.T, figures []replicaFigures, replicas []*kubehook) {
 		total += f.final
 	}
 	for i, f := range figures {
-		name := replicas[i].name
+		name := replicas[i].Name
 		if f.refused > 0 {
 			t.Errorf("%s refused %d of the %d requests posted to it; every replica must accept events (last: %s)", name, f.refused, f.posts, f.lastRefusal)
 		}
@@ -342,7 +343,7 @@ func allRunning(replicas []*kubehook) func() error {
 	return func() error {
 		var errs []error
 		for _, p := range replicas {
-			errs = append(errs, p.running())
+			errs = append(errs, p.Running())
 		}
 		return errors.Join(errs...)
 	}
