@@ -16,24 +16,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
-	"github.com/kubehook/kubehook/internal/app"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 	"github.com/kubehook/kubehook/internal/testenv"
 )
 
 // controlPlane is a kube-apiserver and etcd of one benchmark's own.
-type controlPlane struct {
-	cfg *rest.Config
-	// k8s is an admin client of it; kubeconfig an admin kubeconfig file,
-	// for kubehook children and kubectl.
-	k8s        client.WithWatch
-	kubeconfig string
-}
+type controlPlane struct{ *kubehooktest.ControlPlane }
 
 // startControlPlane starts a control plane with the kubehook CRDs, stopped
 // at the end of the benchmark.
@@ -50,23 +42,12 @@ func startControlPlane(b *testing.B) *controlPlane {
 	})
 	// The test's own requests are not kubehook's: no client-side limit.
 	cfg.QPS, cfg.Burst = -1, 0
-	cp := &controlPlane{cfg: cfg}
-	if cp.k8s, err = client.NewWithWatch(cfg, client.Options{Scheme: app.Scheme}); err != nil {
-		b.Fatal(err)
-	}
-	admin, err := env.AddUser(envtest.User{Name: "scale-admin", Groups: []string{"system:masters"}}, nil)
+	cp, err := kubehooktest.NewControlPlane(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	kc, err := admin.KubeConfig()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cp.kubeconfig = filepath.Join(b.TempDir(), "kubeconfig")
-	if err := os.WriteFile(cp.kubeconfig, kc, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	return cp
+	b.Cleanup(cp.Close)
+	return &controlPlane{cp}
 }
 
 // createNamespaces creates namespaces scale-000 to scale-<n-1>, each also
@@ -77,7 +58,7 @@ func (cp *controlPlane) createNamespaces(b *testing.B, n int) []string {
 	for i := range names {
 		names[i] = fmt.Sprintf("scale-%03d", i)
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: names[i]}}
-		if err := cp.k8s.Create(context.Background(), ns); err != nil {
+		if err := cp.Client.Create(context.Background(), ns); err != nil {
 			b.Fatalf("creating namespace %s: %v", names[i], err)
 		}
 	}
@@ -138,7 +119,7 @@ func (cp *controlPlane) kubectlApply(b *testing.B, subs []*kubehookv1.WebhookSub
 			b.Fatal(err)
 		}
 		wg.Go(func() {
-			out, err := exec.Command(kubectl, "--kubeconfig", cp.kubeconfig, "apply", "-f", file, "-o", "name").CombinedOutput()
+			out, err := exec.Command(kubectl, "--kubeconfig", cp.Kubeconfig, "apply", "-f", file, "-o", "name").CombinedOutput()
 			if err != nil {
 				errs[p] = fmt.Errorf("kubectl apply -f %s: %w: %s", file, err, tail(string(out), 2000))
 			}
@@ -161,7 +142,7 @@ func (cp *controlPlane) createInParallel(b *testing.B, subs []*kubehookv1.Webhoo
 	for range workers {
 		wg.Go(func() {
 			for sub := range next {
-				if err := cp.k8s.Create(context.Background(), sub.DeepCopy()); err != nil {
+				if err := cp.Client.Create(context.Background(), sub.DeepCopy()); err != nil {
 					errs <- fmt.Errorf("creating WebhookSubscription %s/%s: %w", sub.Namespace, sub.Name, err)
 					return
 				}
@@ -208,10 +189,10 @@ type readyWatch struct {
 func (cp *controlPlane) watchReady(ctx context.Context, b *testing.B) *readyWatch {
 	b.Helper()
 	var list kubehookv1.WebhookSubscriptionList
-	if err := cp.k8s.List(ctx, &list); err != nil {
+	if err := cp.Client.List(ctx, &list); err != nil {
 		b.Fatal(err)
 	}
-	w, err := cp.k8s.Watch(ctx, &kubehookv1.WebhookSubscriptionList{}, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+	w, err := cp.Client.Watch(ctx, &kubehookv1.WebhookSubscriptionList{}, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
 	if err != nil {
 		b.Fatal(err)
 	}

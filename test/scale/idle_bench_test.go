@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubehook/kubehook/internal/app"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 const (
@@ -85,17 +86,17 @@ func measureIdleRequests(b *testing.B) map[string]float64 {
 	}
 
 	kube := &kubeCounter{counts: map[string]int{}}
-	cfg := rest.CopyConfig(cp.cfg)
+	cfg := rest.CopyConfig(cp.Config)
 	// As ctrl.GetConfig leaves it for the kubehook binary: no client-side
 	// rate limit (the API server has priority and fairness).
 	cfg.QPS, cfg.Burst = -1, 0
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &countingTransport{next: rt, c: kube} })
 
-	flags := defaultFlags(b, "--nats-url="+srv.ClientURL(), "--leader-elect", "--leader-election-namespace=default")
+	kh := kubehooktest.NewConfig(b, kubehooktest.WithFlags("--nats-url="+srv.ClientURL(), "--leader-elect", "--leader-election-namespace=default"))
 	var opts app.Options
 	fs := flag.NewFlagSet("kubehook", flag.ContinueOnError)
 	opts.BindFlags(fs)
-	if err := fs.Parse(flags.args); err != nil {
+	if err := fs.Parse(kh.Args()); err != nil {
 		b.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
@@ -121,7 +122,7 @@ func measureIdleRequests(b *testing.B) map[string]float64 {
 			return nil
 		}
 	}
-	waitReadyz(b, flags.probeAddr, running)
+	kubehooktest.WaitReady(b, kh, readyTimeout, running)
 
 	watchCtx, cancelWatch := context.WithCancel(context.Background())
 	defer cancelWatch()

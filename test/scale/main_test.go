@@ -16,11 +16,13 @@ import (
 	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 func TestMain(m *testing.M) {
 	// A child runs kubehook (TestKubehookChild) and sets its own logger.
-	if os.Getenv(childEnv) != "1" {
+	if !kubehooktest.IsChild() {
 		level := zapcore.ErrorLevel
 		if os.Getenv("KUBEHOOK_TEST_LOG") != "" {
 			level = zapcore.DebugLevel

@@ -53,8 +53,8 @@ func measureSubscriptionMemory(b *testing.B) map[string]float64 {
 	namespaces := cp.createNamespaces(b, memNamespaces)
 	subs := subscriptions(namespaces, memPerNamespace)
 
-	p := startChild(b, cp.kubeconfig, defaultFlags(b))
-	p.waitReady(b)
+	p := startChild(b, cp.Kubeconfig)
+	p.WaitReady(b, readyTimeout)
 	idle, idleHeap := steadyRSS(b, p)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -63,7 +63,7 @@ func measureSubscriptionMemory(b *testing.B) map[string]float64 {
 	start := time.Now()
 	cp.kubectlApply(b, subs, memKubectls)
 	created := time.Since(start)
-	rw.wait(b, len(subs), memReadyTimeout, p.running)
+	rw.wait(b, len(subs), memReadyTimeout, p.Running)
 	ready := time.Since(start)
 	full, fullHeap := steadyRSS(b, p)
 
@@ -104,7 +104,7 @@ func steadyRSS(b *testing.B, p *kubehook) (rss, liveHeap int64) {
 	var window []int64
 	deadline := time.Now().Add(rssTimeout)
 	for {
-		if err := p.running(); err != nil {
+		if err := p.Running(); err != nil {
 			b.Fatal(err)
 		}
 		v, err := p.rssKiB()
