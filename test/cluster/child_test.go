@@ -14,18 +14,32 @@ func TestKubehookChild(t *testing.T) { kubehooktest.RunChild(t) }
 // these tests make of it.
 type kubehook struct{ *kubehooktest.Kubehook }
 
-// start runs the replica name in a new child process against the control
-// plane TestMain starts, with the functional tests' flags and then flags.
-func start(t testing.TB, name string, flags ...string) *kubehook {
+// startReplica runs the replica name in a new child process against the
+// control plane and NATS cluster TestMain starts, with the functional
+// tests' flags, streams on all three NATS servers, leader election with
+// its Lease in electionNS, and then flags; and waits until it is live.
+// Callers start replicas one after the other, each once the one before is
+// up, as the shipped StatefulSet starts its Pods in order: replicas
+// creating the same streams at once on a fresh NATS cluster can get no
+// answer and exit, a start-up problem these tests are not about.
+func startReplica(t testing.TB, name, electionNS string, flags ...string) *kubehook {
 	t.Helper()
-	return &kubehook{kubehooktest.Start(t,
+	p := &kubehook{kubehooktest.Start(t,
 		kubehooktest.Named(name),
 		kubehooktest.WithKubeconfig(cp.Kubeconfig),
 		kubehooktest.WithFlags(kubehooktest.FunctionalFlags()...),
 		// The allowance of status writes is reckoned from it.
 		kubehooktest.WithFlags("--status-sync-period="+statusSyncPeriod.String()),
+		kubehooktest.WithFlags(
+			"--nats-url="+nats.url(),
+			"--nats-replicas=3",
+			"--leader-elect",
+			"--leader-election-namespace="+electionNS,
+		),
 		kubehooktest.WithFlags(flags...),
 	)}
+	p.WaitLive(t, apiTimeout)
+	return p
 }
 
 // successes is how many deliveries p made: attempts answered 2xx, over

@@ -40,14 +40,8 @@ func TestInFlightLimitIsOneAcrossReplicas(t *testing.T) {
 	}
 	replicas := make([]*kubehook, replicaCount)
 	for i := range replicas {
-		replicas[i] = start(t, fmt.Sprintf("limited-%d", i),
-			"--nats-url="+nats.url(),
-			"--nats-replicas=3",
-			"--leader-elect",
-			"--leader-election-namespace="+electionNS,
-			fmt.Sprintf("--max-in-flight-per-subscription=%d", limitedInFlight),
-		)
-		replicas[i].WaitLive(t, apiTimeout)
+		replicas[i] = startReplica(t, fmt.Sprintf("limited-%d", i), electionNS,
+			fmt.Sprintf("--max-in-flight-per-subscription=%d", limitedInFlight))
 	}
 	waitReplicasReady(t, replicas, make([]replicaFigures, replicaCount))
 	if _, err := waitStatus(ns, []string{repo}, apiTimeout, notReady); err != nil {

@@ -11,10 +11,7 @@ import (
 	"os"
 	"testing"
 
-	"k8s.io/client-go/rest"
-
 	"github.com/kubehook/kubehook/internal/kubehooktest"
-	"github.com/kubehook/kubehook/internal/testenv"
 )
 
 // nats is the NATS JetStream cluster TestMain starts; the test kills and
@@ -22,24 +19,12 @@ import (
 var nats *natsCluster
 
 func TestMain(m *testing.M) {
-	// A child runs kubehook against the parent's control plane and NATS.
-	if kubehooktest.IsChild() {
-		os.Exit(m.Run())
-	}
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	return testenv.Main(m, func(cfg *rest.Config) (func(), error) {
+	os.Exit(kubehooktest.Main(m, func(c *kubehooktest.ControlPlane) (func(), error) {
+		cp, k8s = c, c.Client
 		var err error
-		if cp, err = kubehooktest.NewControlPlane(cfg); err != nil {
-			return nil, err
-		}
-		k8s = cp.Client
 		if nats, err = startNATSCluster(3); err != nil {
-			cp.Close()
 			return nil, err
 		}
-		return func() { nats.stop(); cp.Close() }, nil
-	})
+		return nats.stop, nil
+	}))
 }

@@ -125,22 +125,13 @@ func measureScaleOut(b *testing.B) map[string]float64 {
 		}
 	}
 
-	flags := []string{
-		"--nats-url=" + nats.url(),
-		"--nats-replicas=3",
-		"--leader-elect",
-		"--leader-election-namespace=" + electionNS,
-		fmt.Sprintf("--delivery-concurrency=%d", benchConcurrency),
-	}
 	var replicas []*kubehook
 	defer func() { stopReplicas(b, replicas) }()
-	// One after the other, as the cluster test starts them: replicas
-	// creating the same streams at once on a NATS cluster can go
-	// unanswered.
+	// One after the other (see startReplica).
 	addReplicas := func(n int) {
 		for range n {
-			p := start(b, fmt.Sprintf("replica-%d", len(replicas)), flags...)
-			p.WaitLive(b, apiTimeout)
+			p := startReplica(b, fmt.Sprintf("replica-%d", len(replicas)), electionNS,
+				fmt.Sprintf("--delivery-concurrency=%d", benchConcurrency))
 			replicas = append(replicas, p)
 		}
 		waitReplicasReady(b, replicas, make([]replicaFigures, len(replicas)))

@@ -84,19 +84,10 @@ func TestThreeReplicasShareTheLoadAndLoseNothing(t *testing.T) {
 		}
 	}
 
-	// One after the other, each once the one before is up, as the shipped
-	// StatefulSet starts its Pods in order: replicas creating the same
-	// streams at once on a fresh NATS cluster can get no answer and exit,
-	// a start-up problem this test is not about.
+	// One after the other (see startReplica).
 	replicas := make([]*kubehook, replicaCount)
 	for i := range replicas {
-		replicas[i] = start(t, fmt.Sprintf("replica-%d", i),
-			"--nats-url="+nats.url(),
-			"--nats-replicas=3",
-			"--leader-elect",
-			"--leader-election-namespace="+electionNS,
-		)
-		replicas[i].WaitLive(t, apiTimeout)
+		replicas[i] = startReplica(t, fmt.Sprintf("replica-%d", i), electionNS)
 	}
 	figures := make([]replicaFigures, replicaCount)
 	waitReplicasReady(t, replicas, figures)

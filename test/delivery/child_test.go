@@ -17,14 +17,17 @@ type kubehook struct{ *kubehooktest.Kubehook }
 // start runs kubehook in a new child process against the control plane
 // TestMain starts, with the functional tests' flags, changed by opts
 // (kubehooktest.WithFlags overrides them, WithKubeconfig uses another
-// user's credentials).
+// user's credentials), and waits until it is ready: every test starts with
+// a kubehook that accepts events.
 func start(t *testing.T, opts ...kubehooktest.Option) *kubehook {
 	t.Helper()
 	opts = append([]kubehooktest.Option{
 		kubehooktest.WithKubeconfig(cp.Kubeconfig),
 		kubehooktest.WithFlags(kubehooktest.FunctionalFlags()...),
 	}, opts...)
-	return &kubehook{kubehooktest.Start(t, opts...)}
+	p := &kubehook{kubehooktest.Start(t, opts...)}
+	p.WaitReady(t, apiTimeout)
+	return p
 }
 
 // restart runs a new kubehook process with p's configuration: the same

@@ -37,7 +37,6 @@ func TestResentDistributionNotificationIsDeliveredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := start(t, kubehooktest.WithFlags("--distribution-token-file="+tokenFile))
-	p.WaitReady(t, apiTimeout)
 
 	repo := ns + "/app"
 	// A push with a tag is a TAG_PUSH and a MANIFEST_PUSH: three deliveries.

@@ -88,7 +88,6 @@ func TestHealthySubscriptionIsNotDelayedBesideFortyHangingEndpoints(t *testing.T
 	}
 	rcv := kubehooktest.NewReceiver(t)
 	p := start(t)
-	p.WaitReady(t, apiTimeout)
 
 	subs := make([]*kubehookv1.WebhookSubscription, 0, dead+1)
 	for i, h := range hanging {
@@ -143,7 +142,6 @@ func TestCircuitBreakerPausesAFailingHostUntilItsProbeSucceeds(t *testing.T) {
 	rcv := kubehooktest.NewReceiver(t)
 	rcv.SetStatus(http.StatusServiceUnavailable)
 	p := start(t)
-	p.WaitReady(t, apiTimeout)
 
 	repo := ns + "/app"
 	sub, _ := subscribe(t, ns, "flaky", repo, rcv, fastRetries(2))

@@ -10,27 +10,12 @@ import (
 	"os"
 	"testing"
 
-	"k8s.io/client-go/rest"
-
 	"github.com/kubehook/kubehook/internal/kubehooktest"
-	"github.com/kubehook/kubehook/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
-	// A child runs kubehook against the parent's control plane.
-	if kubehooktest.IsChild() {
-		os.Exit(m.Run())
-	}
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	return testenv.Main(m, func(cfg *rest.Config) (func(), error) {
-		var err error
-		if cp, err = kubehooktest.NewControlPlane(cfg); err != nil {
-			return nil, err
-		}
-		k8s = cp.Client
-		return cp.Close, nil
-	})
+	os.Exit(kubehooktest.Main(m, func(c *kubehooktest.ControlPlane) (func(), error) {
+		cp, k8s = c, c.Client
+		return nil, nil
+	}))
 }

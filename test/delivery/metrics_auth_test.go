@@ -52,7 +52,6 @@ func TestSecureMetricsServeOnlyTokensAllowedToGetMetrics(t *testing.T) {
 	p := start(t,
 		kubehooktest.WithKubeconfig(tokenKubeconfig(t, kubehookToken)),
 		kubehooktest.WithFlags("--metrics-secure=true"))
-	p.WaitReady(t, apiTimeout)
 
 	// The certificate is self-signed (no --metrics-cert-path): the scraper
 	// skips verification, as Prometheus does with insecure_skip_verify.

@@ -28,7 +28,6 @@ func TestReactivationStartsAFreshFailureStreak(t *testing.T) {
 	rcv := kubehooktest.NewReceiver(t)
 	rcv.SetStatus(http.StatusInternalServerError)
 	p := start(t)
-	p.WaitReady(t, apiTimeout)
 
 	repo := ns + "/app"
 	delivery := fastRetries(100)

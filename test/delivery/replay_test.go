@@ -31,7 +31,6 @@ func TestDeadLettersAreReplayedWithTheirWebhookIDsAndPurged(t *testing.T) {
 	rcv := kubehooktest.NewReceiver(t)
 	rcv.SetStatus(http.StatusInternalServerError)
 	p := start(t)
-	p.WaitReady(t, apiTimeout)
 
 	repo := ns + "/app"
 	sub, key := subscribe(t, ns, "once", repo, rcv, fastRetries(1))

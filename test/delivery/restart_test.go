@@ -35,7 +35,6 @@ func TestKilledKubehookDeliversTheBacklog(t *testing.T) {
 	// A slow endpoint, so a large backlog is queued when the process dies.
 	rcv := kubehooktest.NewReceiver(t, kubehooktest.AnswerAfter(200*time.Millisecond), kubehooktest.MaxConcurrent(32))
 	first := start(t)
-	first.WaitReady(t, apiTimeout)
 
 	subs := make([]*kubehookv1.WebhookSubscription, backlogSubscriptions)
 	for i := range subs {

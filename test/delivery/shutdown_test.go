@@ -26,7 +26,6 @@ func TestGracefulShutdownWithBusyParkedLinesDeliversEachEventOnce(t *testing.T) 
 	// the subscription stays at its in-flight limit (8) and is parked.
 	rcv := kubehooktest.NewReceiver(t, kubehooktest.AnswerAfter(100*time.Millisecond))
 	first := start(t)
-	first.WaitReady(t, apiTimeout)
 
 	repo := ns + "/app"
 	_, key := subscribe(t, ns, "busy", repo, rcv, nil)
@@ -90,7 +89,6 @@ func TestShutdownReturnsCancelledAttemptsUnchanged(t *testing.T) {
 	// Answers after the grace period (1s), within the attempt timeout (10s).
 	rcv := kubehooktest.NewReceiver(t, kubehooktest.AnswerAfter(3*time.Second))
 	first := start(t, kubehooktest.WithFlags("--shutdown-grace-period=1s"))
-	first.WaitReady(t, apiTimeout)
 
 	repo := ns + "/app"
 	_, key := subscribe(t, ns, "slow", repo, rcv, fastRetries(1))

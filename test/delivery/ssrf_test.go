@@ -32,7 +32,6 @@ func TestClusterRangesAndDeniedRangesAreRefused(t *testing.T) {
 
 	// The harness allows 127.0.0.0/8; one address of it is denied.
 	p := start(t, kubehooktest.WithFlags("--deny-endpoint-cidrs=127.0.0.2/32"))
-	p.WaitReady(t, apiTimeout)
 
 	for name, tc := range map[string]struct{ endpoint, reason string }{
 		"pod":     {"http://198.51.100.9:8080/hook", "(cluster Pod range)"},

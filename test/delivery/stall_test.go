@@ -32,7 +32,6 @@ func TestStalledOnAMissingSecretHoldsDeliveriesUntilItIsBack(t *testing.T) {
 	ns := newNamespace(t)
 	rcv := kubehooktest.NewReceiver(t)
 	p := start(t)
-	p.WaitReady(t, apiTimeout)
 
 	secret := signingSecret(ns, "hook-key")
 	if err := k8s.Create(ctx, secret.DeepCopy()); err != nil {

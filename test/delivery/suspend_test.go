@@ -29,7 +29,6 @@ func TestSuspendHoldsDeliveriesUntilResumed(t *testing.T) {
 	rcv := kubehooktest.NewReceiver(t, kubehooktest.AnswerAfter(300*time.Millisecond))
 	rcv.SetStatus(http.StatusInternalServerError)
 	p := start(t)
-	p.WaitReady(t, apiTimeout)
 
 	sub, key := subscribe(t, ns, "held", ns+"/app", rcv, fastRetries(100))
 

@@ -43,6 +43,7 @@ import (
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/app"
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 	"github.com/kubehook/kubehook/internal/testenv"
 )
 
@@ -63,20 +64,6 @@ func runMain(m *testing.M) int {
 		restConfig = cfg
 		return nil, nil
 	})
-}
-
-// freeAddr returns a loopback address with a port free at the time of the call.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 // delivery is one request a receiver got.
@@ -231,7 +218,7 @@ func TestRegistryEventsAreDelivered(t *testing.T) {
 	token := hex.EncodeToString(tokenBytes)
 	tokenFile := filepath.Join(dir, "distribution-token")
 	g.Expect(os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)).To(Succeed())
-	registryAddr, eventsAddr, apiAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	registryAddr, eventsAddr, apiAddr := kubehooktest.FreeAddr(t), kubehooktest.FreeAddr(t), kubehooktest.FreeAddr(t)
 
 	var opts app.Options
 	fs := flag.NewFlagSet("kubehook", flag.ContinueOnError)
