@@ -88,7 +88,7 @@ func run(ctx context.Context, opts app.Options) error {
 	}()
 
 	kubeconfig := filepath.Join(state, "kubeconfig")
-	if err := writeKubeconfig(env, kubeconfig); err != nil {
+	if err := testenv.WriteAdminKubeconfig(env, "kubehook-admin", kubeconfig); err != nil {
 		return err
 	}
 
@@ -144,19 +144,6 @@ Ctrl-C stops kubehook, the registry and the control plane.
 
 `, kubeconfig, bin, registryAddr, receiverAddr, apiAddr)
 	return app.Run(ctx, cfg, opts, reg, rcv)
-}
-
-// writeKubeconfig writes a cluster-admin kubeconfig for the local control plane.
-func writeKubeconfig(env *envtest.Environment, path string) error {
-	user, err := env.ControlPlane.AddUser(envtest.User{Name: "kubehook-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fmt.Errorf("adding the admin user: %w", err)
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return fmt.Errorf("rendering the kubeconfig: %w", err)
-	}
-	return os.WriteFile(path, data, 0o600)
 }
 
 // reachableCluster returns the config of the cluster in KUBECONFIG (or

@@ -22,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kubehook/kubehook/internal/sender"
@@ -42,7 +43,7 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.Main(m, setUp))
 }
 
-func setUp(cfg *rest.Config) (func(), error) {
+func setUp(_ *envtest.Environment, cfg *rest.Config) (func(), error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err

@@ -10,11 +10,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kubehook/kubehook/internal/app"
+	"github.com/kubehook/kubehook/internal/testenv"
 )
 
 // ControlPlane is a test's way into a control plane it started (with
@@ -28,15 +28,16 @@ type ControlPlane struct {
 	dir        string
 }
 
-// NewControlPlane writes cfg's admin kubeconfig into a new temporary
-// directory and makes a client of cfg; Close removes the directory.
-func NewControlPlane(cfg *rest.Config) (*ControlPlane, error) {
+// NewControlPlane writes an admin kubeconfig of env into a new temporary
+// directory and makes a client of cfg, env's admin config; Close removes
+// the directory.
+func NewControlPlane(env *envtest.Environment, cfg *rest.Config) (*ControlPlane, error) {
 	dir, err := os.MkdirTemp("", "kubehooktest-")
 	if err != nil {
 		return nil, err
 	}
 	cp := &ControlPlane{Config: cfg, Kubeconfig: filepath.Join(dir, "kubeconfig"), dir: dir}
-	if err := WriteKubeconfig(cfg, cp.Kubeconfig); err != nil {
+	if err := testenv.WriteAdminKubeconfig(env, "kubehooktest-admin", cp.Kubeconfig); err != nil {
 		cp.Close()
 		return nil, fmt.Errorf("writing the kubeconfig: %w", err)
 	}
@@ -60,32 +61,4 @@ func (cp *ControlPlane) NewNamespace(t testing.TB, prefix string) string {
 		t.Fatalf("creating a namespace: %v", err)
 	}
 	return ns.Name
-}
-
-// WriteKubeconfig writes cfg as a kubeconfig file, with whichever
-// credentials it holds (envtest's admin has a client certificate).
-func WriteKubeconfig(cfg *rest.Config, path string) error {
-	cluster := clientcmdapi.NewCluster()
-	cluster.Server = cfg.Host
-	cluster.CertificateAuthority = cfg.CAFile
-	cluster.CertificateAuthorityData = cfg.CAData
-	cluster.InsecureSkipTLSVerify = cfg.Insecure
-	cluster.TLSServerName = cfg.ServerName
-
-	user := clientcmdapi.NewAuthInfo()
-	user.ClientCertificate = cfg.CertFile
-	user.ClientCertificateData = cfg.CertData
-	user.ClientKey = cfg.KeyFile
-	user.ClientKeyData = cfg.KeyData
-	user.Token = cfg.BearerToken
-	user.TokenFile = cfg.BearerTokenFile
-	user.Username = cfg.Username
-	user.Password = cfg.Password
-
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = cluster
-	kc.AuthInfos["admin"] = user
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
-	kc.CurrentContext = "envtest"
-	return clientcmd.WriteToFile(*kc, path)
 }

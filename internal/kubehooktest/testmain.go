@@ -2,6 +2,7 @@ package kubehooktest
 
 import (
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kubehook/kubehook/internal/testenv"
 )
@@ -16,8 +17,8 @@ func Main(m interface{ Run() int }, setup func(*ControlPlane) (teardown func(), 
 	if IsChild() {
 		return m.Run()
 	}
-	return testenv.Main(m, func(cfg *rest.Config) (func(), error) {
-		cp, err := NewControlPlane(cfg)
+	return testenv.Main(m, func(env *envtest.Environment, cfg *rest.Config) (func(), error) {
+		cp, err := NewControlPlane(env, cfg)
 		if err != nil {
 			return nil, err
 		}

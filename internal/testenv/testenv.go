@@ -59,10 +59,10 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 
 // Main runs a test package (m is its *testing.M) against a control plane
 // it starts before and stops after, and returns the exit code for os.Exit.
-// setup, when not nil, runs first with the admin config; its teardown runs
-// after the tests. Logs are errors only, everything with KUBEHOOK_TEST_LOG
+// setup, when not nil, runs first with the environment and its admin
+// config; its teardown runs after the tests. Logs are errors only, everything with KUBEHOOK_TEST_LOG
 // set.
-func Main(m interface{ Run() int }, setup func(cfg *rest.Config) (teardown func(), err error)) int {
+func Main(m interface{ Run() int }, setup func(env *envtest.Environment, cfg *rest.Config) (teardown func(), err error)) int {
 	level := zapcore.ErrorLevel
 	if os.Getenv("KUBEHOOK_TEST_LOG") != "" {
 		level = zapcore.DebugLevel
@@ -79,7 +79,7 @@ func Main(m interface{ Run() int }, setup func(cfg *rest.Config) (teardown func(
 		}
 	}()
 	if setup != nil {
-		teardown, err := setup(cfg)
+		teardown, err := setup(env, cfg)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -89,4 +89,19 @@ func Main(m interface{ Run() int }, setup func(cfg *rest.Config) (teardown func(
 		}
 	}
 	return m.Run()
+}
+
+// WriteAdminKubeconfig adds a user named name in group system:masters to
+// env and writes its kubeconfig (mode 0600) to path: for what runs as
+// users run it against env (kubehook children, kubectl, helm, `make run`).
+func WriteAdminKubeconfig(env *envtest.Environment, name, path string) error {
+	user, err := env.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("adding the admin user: %w", err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return fmt.Errorf("rendering the kubeconfig: %w", err)
+	}
+	return os.WriteFile(path, data, 0o600)
 }

@@ -40,6 +40,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/app"
@@ -60,7 +61,7 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	return testenv.Main(m, func(cfg *rest.Config) (func(), error) {
+	return testenv.Main(m, func(_ *envtest.Environment, cfg *rest.Config) (func(), error) {
 		restConfig = cfg
 		return nil, nil
 	})

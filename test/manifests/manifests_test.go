@@ -31,7 +31,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kubehook/kubehook/internal/app"
 	"github.com/kubehook/kubehook/internal/testenv"
@@ -92,18 +91,8 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	user, err := env.ControlPlane.AddUser(envtest.User{Name: "manifests-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "adding the admin user:", err)
-		return 1
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "rendering the kubeconfig:", err)
-		return 1
-	}
 	kubeconfig = filepath.Join(tmp, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, data, 0o600); err != nil {
+	if err := testenv.WriteAdminKubeconfig(env, "manifests-admin", kubeconfig); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -42,7 +42,7 @@ func startControlPlane(b *testing.B) *controlPlane {
 	})
 	// The test's own requests are not kubehook's: no client-side limit.
 	cfg.QPS, cfg.Burst = -1, 0
-	cp, err := kubehooktest.NewControlPlane(cfg)
+	cp, err := kubehooktest.NewControlPlane(env, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
