@@ -60,13 +60,8 @@ var scaleOutResult map[string]float64
 // phase every event is posted at once, to the running replicas in turn,
 // so a backlog waits for the workers throughout the measured window.
 func BenchmarkScaleOut(b *testing.B) {
-	// One run takes about 40 s; a larger b.N reports it again.
-	if b.N == 1 || scaleOutResult == nil {
-		scaleOutResult = measureScaleOut(b)
-	}
-	for unit, v := range scaleOutResult {
-		b.ReportMetric(v, unit)
-	}
+	// One run takes about 40 s.
+	kubehooktest.MeasureOnce(b, &scaleOutResult, measureScaleOut)
 }
 
 // scaleOutPhase is what one phase measured.

@@ -49,13 +49,8 @@ var idleResult map[string]float64
 // idle_requests_per_minute. KUBEHOOK_BENCH_IDLE_FOR shortens the window
 // (a Go duration) for a quick look; the figure is scaled to a minute.
 func BenchmarkIdleRequests(b *testing.B) {
-	// One run takes about two minutes; a larger b.N reports it again.
-	if b.N == 1 || idleResult == nil {
-		idleResult = measureIdleRequests(b)
-	}
-	for unit, v := range idleResult {
-		b.ReportMetric(v, unit)
-	}
+	// One run takes about two minutes.
+	kubehooktest.MeasureOnce(b, &idleResult, measureIdleRequests)
 }
 
 func measureIdleRequests(b *testing.B) map[string]float64 {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/kubehook/kubehook/internal/kubehooktest"
 )
 
 const (
@@ -39,13 +41,8 @@ var memoryResult map[string]float64
 // (a Go duration) measures again that long after, when the Events of the
 // subscriptions becoming Ready have left client-go's cache.
 func BenchmarkSubscriptionMemory(b *testing.B) {
-	// One run takes minutes; a larger b.N reports it again.
-	if b.N == 1 || memoryResult == nil {
-		memoryResult = measureSubscriptionMemory(b)
-	}
-	for unit, v := range memoryResult {
-		b.ReportMetric(v, unit)
-	}
+	// One run takes minutes.
+	kubehooktest.MeasureOnce(b, &memoryResult, measureSubscriptionMemory)
 }
 
 func measureSubscriptionMemory(b *testing.B) map[string]float64 {
