@@ -212,13 +212,8 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 // while the pool's attempts end (limits.awaitPool): a pool held by slow
 // attempts holds nobody up here, its deliveries are parked as before.
 func (d *Dispatcher) handle(m *queue.Msg) {
-	if d.stopping.Load() {
-		_ = m.Release()
-		return
-	}
-	sub, v := d.judge(m)
-	if v.fate != deliver {
-		d.apply(m, v, nil)
+	sub := d.deliverable(m, nil)
+	if sub == nil {
 		return
 	}
 	host := hostOf(sub.Endpoint)

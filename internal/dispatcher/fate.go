@@ -35,6 +35,22 @@ const (
 	presentTTL = 5 * time.Second
 )
 
+// deliverable returns the subscription of m when m is to be delivered.
+// Otherwise it settles m and returns nil: at shutdown m goes back to the
+// queue unjudged, else its verdict is applied. st is as for apply.
+func (d *Dispatcher) deliverable(m *queue.Msg, st *subState) *subscriptions.Subscription {
+	if d.stopping.Load() {
+		_ = m.Release()
+		return nil
+	}
+	sub, v := d.judge(m)
+	if v.fate != deliver {
+		d.apply(m, v, st)
+		return nil
+	}
+	return sub
+}
+
 // judge decides what becomes of m, from its subscription's registry entry
 // (subscriptions.Subscription.Fate) or, when none is registered under its UID,
 // from whether the object still exists.

@@ -126,13 +126,8 @@ func (d *Dispatcher) dropLine(ctx context.Context, uid types.UID, line *queue.Li
 // here delays only this subscription. Meanwhile the delivery is kept in
 // progress, so JetStream does not hand it out again.
 func (d *Dispatcher) handleParked(uid types.UID, st *subState, m *queue.Msg) {
-	if d.stopping.Load() {
-		_ = m.Release()
-		return
-	}
-	sub, v := d.judge(m)
-	if v.fate != deliver {
-		d.apply(m, v, st)
+	sub := d.deliverable(m, st)
+	if sub == nil {
 		return
 	}
 	keep := d.keepInProgress(m)
