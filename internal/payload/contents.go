@@ -18,6 +18,12 @@ import (
 // REPO_CREATED, REPO_UPDATED, REPO_DELETED) and SCANNER_UPDATE_COMPLETED.
 // For the other types the shape is kubehook's choice, modelled on the
 // nearest documented one; each struct's comment says how.
+//
+// Each struct spells out all its fields, though many share namespace,
+// repository, tag, digest and the image's: a struct reads as its type's
+// field list in the document, and Validate walks a struct's own fields,
+// where an embedded struct of shared ones would be one field without a
+// JSON name, and go unchecked.
 
 // TagPush is the contents of TAG_PUSH (documented).
 type TagPush struct {
