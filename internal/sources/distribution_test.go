@@ -325,6 +325,16 @@ func distributionEnvelope(events ...string) []byte {
 	return []byte(`{"events":[` + strings.Join(events, ",") + `]}`)
 }
 
+// mapDistribution maps an envelope of events, which must not fail.
+func mapDistribution(t *testing.T, opts MapOptions, insp Inspector, events ...string) []intake.Event {
+	t.Helper()
+	got, err := Distribution(context.Background(), distributionEnvelope(events...), opts, insp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 const pushEvent = `{"id":"e1","timestamp":"2026-11-27T16:54:10.953355603Z","action":"push",
  "target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + webDigest + `","size":423,
   "repository":"acme/web","tag":"1.4.2"},
@@ -336,30 +346,21 @@ func TestDistributionInspectorUse(t *testing.T) {
 	t.Run("one call per manifest for TAG_PUSH and MANIFEST_PUSH", func(t *testing.T) {
 		insp := newWebInspector()
 		// The same push twice in one envelope (a registry retry batch).
-		got, err := Distribution(ctx, distributionEnvelope(pushEvent, pushEvent), MapOptions{}, platformOnly{insp})
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := mapDistribution(t, MapOptions{}, platformOnly{insp}, pushEvent, pushEvent)
 		if len(got) != 4 || insp.callCount() != 1 {
 			t.Fatalf("%d events, %d inspector calls %v; want 4 events, 1 call", len(got), insp.callCount(), insp.calls)
 		}
 	})
 	t.Run("an inspector error leaves os and architecture empty", func(t *testing.T) {
 		insp := &mapInspector{err: errors.New("registry unavailable")}
-		got, err := Distribution(ctx, distributionEnvelope(pushEvent), MapOptions{}, insp)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := mapDistribution(t, MapOptions{}, insp, pushEvent)
 		checkEvents(t, got, []wantEvent{
 			{kubehookv1.TagPush, "acme/web", map[string]any{"os": "", "architecture": "", "digest": webDigest}},
 			{kubehookv1.ManifestPush, "acme/web", map[string]any{"os": "", "architecture": ""}},
 		})
 	})
 	t.Run("no inspector", func(t *testing.T) {
-		got, err := Distribution(ctx, distributionEnvelope(pushEvent), MapOptions{}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := mapDistribution(t, MapOptions{}, nil, pushEvent)
 		checkEvents(t, got, []wantEvent{
 			{kubehookv1.TagPush, "acme/web", map[string]any{"os": "", "architecture": ""}},
 			{kubehookv1.ManifestPush, "acme/web", nil},
@@ -368,10 +369,7 @@ func TestDistributionInspectorUse(t *testing.T) {
 	t.Run("target.platform when the registry sends it", func(t *testing.T) {
 		ev := strings.Replace(pushEvent, `"size":423,`, `"size":423,"platform":{"os":"windows","architecture":"amd64"},`, 1)
 		insp := newWebInspector()
-		got, err := Distribution(ctx, distributionEnvelope(ev), MapOptions{}, insp)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := mapDistribution(t, MapOptions{}, insp, ev)
 		checkEvents(t, got, []wantEvent{
 			{kubehookv1.TagPush, "acme/web", map[string]any{"os": "windows"}},
 			{kubehookv1.ManifestPush, "acme/web", map[string]any{"os": "windows"}},
@@ -395,7 +393,6 @@ func TestDistributionInspectorUse(t *testing.T) {
 }
 
 func TestDistributionCharts(t *testing.T) {
-	ctx := context.Background()
 	chartEvent := func(action, tag, extraTarget string) string {
 		ev := `{"timestamp":"2026-11-27T16:54:20.9Z","action":"` + action + `",
 		 "target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + chartDigest + `",
@@ -442,23 +439,16 @@ func TestDistributionCharts(t *testing.T) {
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Distribution(ctx, distributionEnvelope(tc.event), MapOptions{}, tc.insp)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := mapDistribution(t, MapOptions{}, tc.insp, tc.event)
 			checkEvents(t, got, tc.want)
 		})
 	}
 }
 
 func TestDistributionRepositoryPaths(t *testing.T) {
-	ctx := context.Background()
 	t.Run("single component", func(t *testing.T) {
 		ev := strings.Replace(pushEvent, `"acme/web"`, `"alpine"`, 1)
-		got, err := Distribution(ctx, distributionEnvelope(ev), MapOptions{RegistryHost: "r.example"}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := mapDistribution(t, MapOptions{RegistryHost: "r.example"}, nil, ev)
 		checkEvents(t, got, []wantEvent{
 			{kubehookv1.TagPush, "alpine", map[string]any{"namespace": "alpine", "repository": "", "imageName": "r.example/alpine:1.4.2"}},
 			{kubehookv1.ManifestPush, "alpine", map[string]any{"namespace": "alpine", "repository": ""}},
@@ -466,10 +456,7 @@ func TestDistributionRepositoryPaths(t *testing.T) {
 	})
 	t.Run("nested", func(t *testing.T) {
 		ev := strings.Replace(pushEvent, `"acme/web"`, `"acme/team/web"`, 1)
-		got, err := Distribution(ctx, distributionEnvelope(ev), MapOptions{RegistryHost: "r.example"}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := mapDistribution(t, MapOptions{RegistryHost: "r.example"}, nil, ev)
 		checkEvents(t, got, []wantEvent{
 			{kubehookv1.TagPush, "acme/team/web", map[string]any{"namespace": "acme", "repository": "team/web", "imageName": "r.example/acme/team/web:1.4.2"}},
 			{kubehookv1.ManifestPush, "acme/team/web", nil},
@@ -477,10 +464,7 @@ func TestDistributionRepositoryPaths(t *testing.T) {
 	})
 	t.Run("no host known", func(t *testing.T) {
 		ev := strings.Replace(pushEvent, `"host":"registry.example.com",`, ``, 1)
-		got, err := Distribution(ctx, distributionEnvelope(ev), MapOptions{}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := mapDistribution(t, MapOptions{}, nil, ev)
 		checkEvents(t, got, []wantEvent{
 			{kubehookv1.TagPush, "acme/web", map[string]any{"imageName": "acme/web:1.4.2"}},
 			{kubehookv1.ManifestPush, "acme/web", map[string]any{"imageName": "acme/web@" + webDigest}},

@@ -42,10 +42,7 @@ func TestHeadThenGetByDigestIsATagPull(t *testing.T) {
 	manifestOnly := []wantEvent{{kubehookv1.ManifestPull, "acme/web", map[string]any{"digest": webDigest}}}
 
 	t.Run("in one envelope", func(t *testing.T) {
-		got, err := Distribution(ctx, distributionEnvelope(head, get), MapOptions{Resolutions: NewTagResolutions(defaultWindow, 100)}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := mapDistribution(t, MapOptions{Resolutions: NewTagResolutions(defaultWindow, 100)}, nil, head, get)
 		checkEvents(t, got, tagAndManifest)
 	})
 	t.Run("in two envelopes, and again when the registry resends the GET", func(t *testing.T) {
@@ -54,10 +51,7 @@ func TestHeadThenGetByDigestIsATagPull(t *testing.T) {
 			t.Fatalf("HEAD alone: %d events, %v", len(got), err)
 		}
 		for range 2 {
-			got, err := Distribution(ctx, distributionEnvelope(get), opts, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := mapDistribution(t, opts, nil, get)
 			checkEvents(t, got, tagAndManifest)
 		}
 	})
@@ -72,18 +66,12 @@ func TestHeadThenGetByDigestIsATagPull(t *testing.T) {
 		"no resolutions kept":    {get, MapOptions{}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			got, err := Distribution(ctx, distributionEnvelope(head, c.get), c.opts, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := mapDistribution(t, c.opts, nil, head, c.get)
 			checkEvents(t, got, manifestOnly)
 		})
 	}
 	t.Run("a push's existence check followed by the push gives no pull", func(t *testing.T) {
-		got, err := Distribution(ctx, distributionEnvelope(head, pushEvent), MapOptions{Resolutions: NewTagResolutions(defaultWindow, 100)}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := mapDistribution(t, MapOptions{Resolutions: NewTagResolutions(defaultWindow, 100)}, nil, head, pushEvent)
 		checkEvents(t, got, []wantEvent{{kubehookv1.TagPush, "acme/web", nil}, {kubehookv1.ManifestPush, "acme/web", nil}})
 	})
 }
@@ -124,10 +112,7 @@ func TestHeadAndGetOnDifferentReplicasIsATagPull(t *testing.T) {
 	if got, err := Distribution(ctx, distributionEnvelope(head), MapOptions{Resolutions: replicaA}, nil); err != nil || len(got) != 0 {
 		t.Fatalf("HEAD mapped to %v, %v; want nothing", got, err)
 	}
-	got, err := Distribution(ctx, distributionEnvelope(get), MapOptions{Resolutions: replicaB}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := mapDistribution(t, MapOptions{Resolutions: replicaB}, nil, get)
 	checkEvents(t, got, []wantEvent{
 		{kubehookv1.TagPull, "acme/web", map[string]any{"tag": "1.4.2", "digest": webDigest}},
 		{kubehookv1.ManifestPull, "acme/web", map[string]any{"digest": webDigest}},
