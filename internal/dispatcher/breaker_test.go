@@ -121,11 +121,7 @@ func TestBreakerProbesOnceAndGrowsItsCooldown(t *testing.T) {
 
 	// Failed probe: 20s, then capped at 25s.
 	until := bs.done("h:443", true, hostDown)
-	select {
-	case <-changed:
-	default:
-		t.Fatal("waiters not woken by the probe's failure")
-	}
+	expectWoken(t, changed, "by the probe's failure")
 	if want := c.Now().Add(20 * time.Second); !until.Equal(want) {
 		t.Fatalf("after a failed probe open until %v, want %v", until, want)
 	}
@@ -140,11 +136,7 @@ func TestBreakerProbesOnceAndGrowsItsCooldown(t *testing.T) {
 	if until := bs.done("h:443", true, hostUp); !until.IsZero() {
 		t.Fatalf("open until %v after a successful probe", until)
 	}
-	select {
-	case <-changed:
-	default:
-		t.Fatal("waiters not woken by the probe's success")
-	}
+	expectWoken(t, changed, "by the probe's success")
 	expectGate(t, "closed again", gateOnly(bs.admit("h:443")), pass)
 	if open, half := gauges(base); open != 0 || half != 0 {
 		t.Fatalf("gauges open %v, half_open %v after closing; want 0, 0", open, half)
@@ -167,11 +159,7 @@ func TestBreakerAbandonedProbeLetsTheNextProbe(t *testing.T) {
 	expectGate(t, "probe", gateOnly(bs.admit("h:80")), probe)
 	_, _, changed := bs.admit("h:80")
 	bs.abandon("h:80", true)
-	select {
-	case <-changed:
-	default:
-		t.Fatal("waiters not woken when the probe was abandoned")
-	}
+	expectWoken(t, changed, "when the probe was abandoned")
 	expectGate(t, "after abandoning", gateOnly(bs.admit("h:80")), probe)
 	if open, half := gauges(base); open != 0 || half != 1 {
 		t.Fatalf("gauges open %v, half_open %v; want 0, 1", open, half)
@@ -209,6 +197,17 @@ func TestBreakerOff(t *testing.T) {
 }
 
 func gateOnly(g gate, _ time.Time, _ <-chan struct{}) gate { return g }
+
+// expectWoken fails the test unless changed, from admit, is closed: the
+// waiters were woken by what came in between.
+func expectWoken(t *testing.T, changed <-chan struct{}, by string) {
+	t.Helper()
+	select {
+	case <-changed:
+	default:
+		t.Fatal("waiters not woken " + by)
+	}
+}
 
 // A stopped dispatcher's breakers leave the metrics.
 func TestBreakersForgottenAtStopLeaveTheMetrics(t *testing.T) {
