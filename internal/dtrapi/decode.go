@@ -73,13 +73,7 @@ func decodeCreate(body []byte) (CreateRequest, *apiError) {
 	if err := checkKey(kubehookv1.EventType(req.Type), req.Key); err != nil {
 		return req, err
 	}
-	if err := checkEndpoint(req.Endpoint); err != nil {
-		return req, err
-	}
-	if err := checkTLSCert(req.TLSCert); err != nil {
-		return req, err
-	}
-	return req, nil
+	return req, checkDestination(req.Endpoint, req.TLSCert)
 }
 
 // decodeTest parses and checks the body of POST /api/v0/webhooks/test.
@@ -91,13 +85,7 @@ func decodeTest(body []byte) (TestRequest, *apiError) {
 	if err := checkType(req.Type); err != nil {
 		return req, err
 	}
-	if err := checkEndpoint(req.Endpoint); err != nil {
-		return req, err
-	}
-	if err := checkTLSCert(req.TLSCert); err != nil {
-		return req, err
-	}
-	return req, nil
+	return req, checkDestination(req.Endpoint, req.TLSCert)
 }
 
 func checkType(t string) *apiError {
@@ -125,6 +113,15 @@ func checkKey(t kubehookv1.EventType, key string) *apiError {
 		return invalid("key", "%v", err)
 	}
 	return nil
+}
+
+// checkDestination checks the endpoint and the CA certificate to trust
+// for it, which a subscription and a test delivery both name.
+func checkDestination(endpoint, tlsCert string) *apiError {
+	if err := checkEndpoint(endpoint); err != nil {
+		return err
+	}
+	return checkTLSCert(tlsCert)
 }
 
 func checkEndpoint(endpoint string) *apiError {
