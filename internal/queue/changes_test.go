@@ -114,9 +114,7 @@ func TestCountsTellWaitingRetries(t *testing.T) {
 	q := openTest(t, t.TempDir(), 0)
 	defer q.Close()
 	ctx := context.Background()
-	if err := q.Publish(ctx, []Delivery{delivery(1)}); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, delivery(1))
 	consumeN(t, q, 1, func(m *Msg) {
 		if err := m.Retry(ctx, time.Now().Add(time.Second), 1); err != nil {
 			t.Error(err)

@@ -28,13 +28,9 @@ func TestCountsOldestReadyDelivery(t *testing.T) {
 
 	// The stored time has the server's resolution; allow for rounding.
 	before := time.Now().Add(-time.Millisecond)
-	if err := q.Publish(ctx, []Delivery{delivery(1)}); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, delivery(1))
 	time.Sleep(20 * time.Millisecond)
-	if err := q.Publish(ctx, []Delivery{delivery(2)}); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, delivery(2))
 	second := time.Now()
 	c := counts()
 	if c.OldestReady.Before(before) || !c.OldestReady.Before(second.Add(-10*time.Millisecond)) {
@@ -55,9 +51,7 @@ func TestCountsOldestReadyDelivery(t *testing.T) {
 	}
 
 	// A retry due in an hour waits, it is not ready either.
-	if err := q.Publish(ctx, []Delivery{delivery(3)}); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, delivery(3))
 	consumeN(t, q, 1, func(m *Msg) {
 		if err := m.Retry(ctx, time.Now().Add(time.Hour), 1); err != nil {
 			t.Error(err)

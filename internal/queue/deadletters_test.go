@@ -14,9 +14,7 @@ func TestDeadLettersAreCountedAndReplayedWithTheirID(t *testing.T) {
 	dir := t.TempDir()
 	q := openTest(t, dir, 0)
 	ctx := context.Background()
-	if err := q.Publish(ctx, []Delivery{delivery(1), delivery(2), delivery(3)}); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, delivery(1), delivery(2), delivery(3))
 	first := map[string]int{}
 	consumeN(t, q, 3, func(m *Msg) {
 		first[m.ID] = m.Attempts
@@ -75,9 +73,7 @@ func TestPurgeDeletesOnlyThatSubscriptionsDeadLetters(t *testing.T) {
 	ctx := context.Background()
 	other := delivery(9)
 	other.SubscriptionUID = "uid-2"
-	if err := q.Publish(ctx, []Delivery{delivery(1), delivery(2), other}); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, delivery(1), delivery(2), other)
 	consumeN(t, q, 3, func(m *Msg) {
 		if err := m.DeadLetter(ctx, ReasonExhausted, "gave up"); err != nil {
 			t.Error(err)
@@ -100,9 +96,7 @@ func TestExpireHeldDeadLettersOnlyTheOld(t *testing.T) {
 	ctx := context.Background()
 	old, young := delivery(1), delivery(2)
 	old.QueuedAt = time.Now().Add(-8 * 24 * time.Hour)
-	if err := q.Publish(ctx, []Delivery{old, young}); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, old, young)
 	consumeN(t, q, 2, func(m *Msg) {
 		if err := m.Park(nil); err != nil {
 			t.Error(err)

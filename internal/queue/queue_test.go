@@ -21,6 +21,14 @@ func openTest(t *testing.T, dir string, ackWait time.Duration) *Queue {
 	return q
 }
 
+// publish queues ds, which must not fail.
+func publish(t *testing.T, q *Queue, ds ...Delivery) {
+	t.Helper()
+	if err := q.Publish(context.Background(), ds); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func delivery(i int) Delivery {
 	return Delivery{
 		ID:              fmt.Sprintf("d%d", i),
@@ -74,13 +82,9 @@ func TestPublishConsumeAck(t *testing.T) {
 	defer q.Close()
 	ctx := context.Background()
 	batch := []Delivery{delivery(1), delivery(2), delivery(3)}
-	if err := q.Publish(ctx, batch); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, batch...)
 	// The same batch again (a source retrying) is not stored twice.
-	if err := q.Publish(ctx, batch); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, batch...)
 	if n := pending(t, q); n != 3 {
 		t.Fatalf("pending = %d, want 3", n)
 	}
@@ -108,9 +112,7 @@ func TestRetryIsScheduledWithAttemptCount(t *testing.T) {
 	q := openTest(t, t.TempDir(), 0)
 	defer q.Close()
 	ctx := context.Background()
-	if err := q.Publish(ctx, []Delivery{delivery(1)}); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, delivery(1))
 	first := true
 	scheduled := time.Time{}
 	got := consumeN(t, q, 2, func(m *Msg) {
@@ -141,9 +143,7 @@ func TestDeadLetterKeepsExhaustedDelivery(t *testing.T) {
 	q := openTest(t, t.TempDir(), 0)
 	defer q.Close()
 	ctx := context.Background()
-	if err := q.Publish(ctx, []Delivery{delivery(1)}); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, delivery(1))
 	consumeN(t, q, 1, func(m *Msg) {
 		if err := m.DeadLetter(ctx, ReasonExhausted, "HTTP 500 after 10 attempts"); err != nil {
 			t.Error(err)
@@ -161,9 +161,7 @@ func TestUnackedDeliverySurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	q := openTest(t, dir, time.Second)
 	ctx := context.Background()
-	if err := q.Publish(ctx, []Delivery{delivery(1), delivery(2)}); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, delivery(1), delivery(2))
 	// Take both and finish only one, then stop as a crash would.
 	var acked string
 	consumeN(t, q, 2, func(m *Msg) {
@@ -215,17 +213,13 @@ func TestConsumeRestartsAfterItsConsumerIsDeleted(t *testing.T) {
 			return ""
 		}
 	}
-	if err := q.Publish(ctx, []Delivery{delivery(1)}); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, delivery(1))
 	next()
 	errorsBefore := testutil.ToFloat64(metrics.ConsumerErrorsTotal.WithLabelValues(metrics.ConsumerShared))
 	if err := q.stream.DeleteConsumer(ctx, ConsumerName); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Publish(ctx, []Delivery{delivery(2)}); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, q, delivery(2))
 	if id := next(); id != "d2" {
 		t.Fatalf("consumed %s, want d2", id)
 	}
