@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/kubehook/kubehook/internal/intake"
 )
 
 // fuzzSeeds adds every testdata/<source>/*.json file to the corpus, each
@@ -21,6 +23,24 @@ func fuzzSeeds(f *testing.F, source string, extra ...any) {
 			f.Fatal(err)
 		}
 		f.Add(append([]any{data}, extra...)...)
+	}
+}
+
+// checkMapped checks a parser's answer: an *InputError and no events, or
+// events that each pass checkMappedEvent.
+func checkMapped(t *testing.T, evs []intake.Event, err error) {
+	t.Helper()
+	if err != nil {
+		if _, ok := isInputError(err); !ok {
+			t.Fatalf("error %v (%T) is not an *InputError", err, err)
+		}
+		if evs != nil {
+			t.Fatalf("events returned with an error: %v", evs)
+		}
+		return
+	}
+	for _, ev := range evs {
+		checkMappedEvent(t, ev)
 	}
 }
 
@@ -41,17 +61,6 @@ func FuzzDistribution(f *testing.F) {
 	resolutions := NewTagResolutions(TagResolutionWindow, 1000)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		evs, err := Distribution(context.Background(), body, MapOptions{RegistryHost: "registry.example.com", Resolutions: resolutions}, insp)
-		if err != nil {
-			if _, ok := isInputError(err); !ok {
-				t.Fatalf("error %v (%T) is not an *InputError", err, err)
-			}
-			if evs != nil {
-				t.Fatalf("events returned with an error: %v", evs)
-			}
-			return
-		}
-		for _, ev := range evs {
-			checkMappedEvent(t, ev)
-		}
+		checkMapped(t, evs, err)
 	})
 }
