@@ -412,8 +412,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 	}
 
 	if o.APIAddr != "0" {
-		if err := dtrapi.IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
-			return fmt.Errorf("indexing subscriptions for the DTR API: %w", err)
+		uids, err := dtrapi.WatchUIDs(ctx, mgr.GetCache())
+		if err != nil {
+			return err
 		}
 		api, err := dtrapi.New(dtrapi.Options{
 			Addr:         o.APIAddr,
@@ -425,6 +426,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, extra ...manager.Runn
 			Scheme:       Scheme,
 			Mapper:       mgr.GetRESTMapper(),
 			Cache:        mgr.GetClient(),
+			UIDs:         uids,
 			Sender:       snd,
 			AnyNamespace: !o.Tenancy,
 			Log:          ctrl.Log.WithName("dtr-api"),

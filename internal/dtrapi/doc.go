@@ -8,7 +8,8 @@
 // the API server authenticates the caller (a SelfSubjectReview says who
 // they are) and its RBAC decides every read and write, so kubehook needs no
 // right to act for anyone. kubehook's own identity only reads namespace
-// metadata and a UID index from its cache, to know where to look.
+// metadata from its cache, and a map from each subscription's UID to its
+// name fed by its informer (uids.go), to know where to look.
 //
 // The package owns the API's HTTP surface: its routes (routes.go), the
 // middleware every route passes (middleware.go: request metrics, the

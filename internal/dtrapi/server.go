@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
 	"github.com/kubehook/kubehook/internal/httpserve"
 )
 
@@ -31,9 +30,11 @@ type Options struct {
 	Config *rest.Config
 	Scheme *runtime.Scheme
 	Mapper meta.RESTMapper
-	// Cache is kubehook's own cached client: namespace metadata and the UID
-	// index (see IndexFields).
+	// Cache is kubehook's own cached client, for namespace metadata.
 	Cache client.Client
+	// UIDs names each cached subscription from its DTR webhook id (see
+	// WatchUIDs).
+	UIDs *UIDs
 	// Sender makes test deliveries, with the SSRF guard of real ones.
 	Sender TestSender
 	// AnyNamespace (kubehook's --tenancy=false) lets ?namespace= name any
@@ -65,8 +66,8 @@ type Server struct {
 
 // New returns a server for opts.
 func New(opts Options) (*Server, error) {
-	if opts.Config == nil || opts.Scheme == nil || opts.Mapper == nil || opts.Cache == nil || opts.Sender == nil {
-		return nil, errors.New("dtrapi: Config, Scheme, Mapper, Cache and Sender are required")
+	if opts.Config == nil || opts.Scheme == nil || opts.Mapper == nil || opts.Cache == nil || opts.UIDs == nil || opts.Sender == nil {
+		return nil, errors.New("dtrapi: Config, Scheme, Mapper, Cache, UIDs and Sender are required")
 	}
 	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
 		return nil, errors.New("the DTR API needs both a TLS certificate and key file, or neither")
@@ -92,17 +93,6 @@ func New(opts Options) (*Server, error) {
 	}
 	s.handler = s.routes()
 	return s, nil
-}
-
-// uidIndex indexes cached WebhookSubscriptions by UID, the DTR webhook id.
-const uidIndex = "metadata.uid"
-
-// IndexFields registers the cache index the server needs; call it before
-// the manager starts.
-func IndexFields(ctx context.Context, indexer client.FieldIndexer) error {
-	return indexer.IndexField(ctx, &kubehookv1.WebhookSubscription{}, uidIndex, func(o client.Object) []string {
-		return []string{string(o.GetUID())}
-	})
 }
 
 // Handler serves the API; tests call it through httptest.

@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -57,10 +58,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) *apiError {
 // awaitCached waits (briefly) until kubehook's cache holds a subscription
 // just created, so a script's next call, GET /api/v0/webhooks/{id}, finds it.
 func (s *Server) awaitCached(ctx context.Context, sub *kubehookv1.WebhookSubscription) {
-	_ = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
-		var cached kubehookv1.WebhookSubscriptionList
-		err := s.opts.Cache.List(ctx, &cached, client.MatchingFields{uidIndex: string(sub.UID)})
-		return err == nil && len(cached.Items) == 1, nil
+	_ = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
+		_, ok := s.opts.UIDs.Name(sub.UID)
+		return ok, nil
 	})
 }
 
@@ -90,15 +90,12 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, id string) *apiE
 // it does not exist or the caller may not read it. GET and DELETE of
 // /api/v0/webhooks/{id} use it.
 func (s *Server) lookup(ctx context.Context, id string) (*kubehookv1.WebhookSubscription, *apiError) {
-	var cached kubehookv1.WebhookSubscriptionList
-	if err := s.opts.Cache.List(ctx, &cached, client.MatchingFields{uidIndex: id}); err != nil {
-		return nil, unavailable(err)
-	}
-	if len(cached.Items) != 1 {
+	name, ok := s.opts.UIDs.Name(types.UID(id))
+	if !ok {
 		return nil, noSuchWebhook(id)
 	}
 	sub := &kubehookv1.WebhookSubscription{}
-	if err := s.as.Get(ctx, client.ObjectKeyFromObject(&cached.Items[0]), sub); err != nil {
+	if err := s.as.Get(ctx, name, sub); err != nil {
 		if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
 			return nil, noSuchWebhook(id)
 		}

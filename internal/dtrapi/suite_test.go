@@ -104,7 +104,8 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := dtrapi.IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
+	uids, err := dtrapi.WatchUIDs(ctx, mgr.GetCache())
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -113,6 +114,7 @@ func runSuite(m *testing.M) int {
 		Scheme: scheme(),
 		Mapper: mgr.GetRESTMapper(),
 		Cache:  mgr.GetClient(),
+		UIDs:   uids,
 		Sender: sender.New(sender.Options{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}),
 		Log:    ctrl.Log.WithName("dtr-api"),
 	}

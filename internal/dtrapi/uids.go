@@ -1,0 +1,79 @@
+package dtrapi
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	kubehookv1 "github.com/kubehook/kubehook/api/v1alpha1"
+)
+
+// UIDs maps each WebhookSubscription in kubehook's cache from its UID, the
+// DTR webhook id, to its name: GET and DELETE of /api/v0/webhooks/{id} need
+// the name to read the subscription as the caller.
+//
+// It is a map fed by the informer rather than a controller-runtime field
+// index because the index cost about 1 KiB of live heap per subscription
+// (each value is indexed twice, across the cluster and per namespace, as a
+// set of namespaced keys): 10 MiB at 10,000 subscriptions, a sixth of
+// kubehook's memory per subscription (docs/benchmarks.md). The map holds
+// the object's own strings, about 100 bytes per subscription.
+type UIDs struct {
+	mu    sync.RWMutex
+	names map[types.UID]types.NamespacedName
+}
+
+// WatchUIDs returns the UID map of the WebhookSubscriptions in informers,
+// kept current by their informer; call it before the manager starts.
+func WatchUIDs(ctx context.Context, informers cache.Informers) (*UIDs, error) {
+	u := &UIDs{names: map[types.UID]types.NamespacedName{}}
+	inf, err := informers.GetInformer(ctx, &kubehookv1.WebhookSubscription{})
+	if err != nil {
+		return nil, fmt.Errorf("watching subscriptions for the DTR API: %w", err)
+	}
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    u.put,
+		UpdateFunc: func(_, obj any) { u.put(obj) },
+		DeleteFunc: u.remove,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watching subscriptions for the DTR API: %w", err)
+	}
+	return u, nil
+}
+
+// Name returns the name of the cached subscription with UID uid.
+func (u *UIDs) Name(uid types.UID) (types.NamespacedName, bool) {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	n, ok := u.names[uid]
+	return n, ok
+}
+
+func (u *UIDs) put(obj any) {
+	o, err := meta.Accessor(obj)
+	if err != nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.names[o.GetUID()] = types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}
+}
+
+func (u *UIDs) remove(obj any) {
+	if gone, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = gone.Obj
+	}
+	o, err := meta.Accessor(obj)
+	if err != nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.names, o.GetUID())
+}
