@@ -58,9 +58,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) *apiError {
 // awaitCached waits (briefly) until kubehook's cache holds a subscription
 // just created, so a script's next call, GET /api/v0/webhooks/{id}, finds it.
 func (s *Server) awaitCached(ctx context.Context, sub *kubehookv1.WebhookSubscription) {
-	_ = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
-		_, ok := s.opts.UIDs.Name(sub.UID)
-		return ok, nil
+	_ = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, ok, err := s.opts.UIDs.Name(ctx, sub.UID)
+		return ok, err
 	})
 }
 
@@ -90,7 +90,10 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, id string) *apiE
 // it does not exist or the caller may not read it. GET and DELETE of
 // /api/v0/webhooks/{id} use it.
 func (s *Server) lookup(ctx context.Context, id string) (*kubehookv1.WebhookSubscription, *apiError) {
-	name, ok := s.opts.UIDs.Name(types.UID(id))
+	name, ok, err := s.opts.UIDs.Name(ctx, types.UID(id))
+	if err != nil {
+		return nil, unavailable(err)
+	}
 	if !ok {
 		return nil, noSuchWebhook(id)
 	}

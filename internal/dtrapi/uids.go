@@ -24,8 +24,11 @@ import (
 // kubehook's memory per subscription (docs/benchmarks.md). The map holds
 // the object's own strings, about 100 bytes per subscription.
 type UIDs struct {
-	mu    sync.RWMutex
-	names map[types.UID]types.NamespacedName
+	// listed is closed once the map holds every subscription of the
+	// informer's first list.
+	listed <-chan struct{}
+	mu     sync.RWMutex
+	names  map[types.UID]types.NamespacedName
 }
 
 // WatchUIDs returns the UID map of the WebhookSubscriptions in informers,
@@ -36,23 +39,32 @@ func WatchUIDs(ctx context.Context, informers cache.Informers) (*UIDs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watching subscriptions for the DTR API: %w", err)
 	}
-	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	// No update handler: an object's UID and name never change, and a
+	// relist's objects gone in between come as deletions.
+	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    u.put,
-		UpdateFunc: func(_, obj any) { u.put(obj) },
 		DeleteFunc: u.remove,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("watching subscriptions for the DTR API: %w", err)
 	}
+	u.listed = reg.HasSyncedChecker().Done()
 	return u, nil
 }
 
-// Name returns the name of the cached subscription with UID uid.
-func (u *UIDs) Name(uid types.UID) (types.NamespacedName, bool) {
+// Name returns the name of the cached subscription with UID uid. Until the
+// informer's first list is in the map it waits, as a read of the cache
+// waits for the cache to sync; it returns ctx's error if ctx ends first.
+func (u *UIDs) Name(ctx context.Context, uid types.UID) (types.NamespacedName, bool, error) {
+	select {
+	case <-u.listed:
+	case <-ctx.Done():
+		return types.NamespacedName{}, false, ctx.Err()
+	}
 	u.mu.RLock()
 	defer u.mu.RUnlock()
 	n, ok := u.names[uid]
-	return n, ok
+	return n, ok, nil
 }
 
 func (u *UIDs) put(obj any) {
